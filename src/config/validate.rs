@@ -1,0 +1,381 @@
+//! Rules a configuration must satisfy beyond its types.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::load::UNTRACED;
+use super::{BrokerAddress, Config, ConfigError};
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+const ENGINES: &[&str] = &["fjall", "rwlock", "kv", "sled"];
+/// The MQTT protocol's largest packet (remaining length is at most 2^28 - 1).
+const MQTT_MAX_PACKET: usize = 268_435_455;
+/// Merkle trees have at most this many leaves (2^24).
+const MAX_LEAVES_LOG2: u32 = 24;
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        reason: reason.into(),
+        source_name: UNTRACED.to_owned(),
+    }
+}
+
+fn check(ok: bool, key: &str, reason: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, reason()))
+    }
+}
+
+pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
+    validate_node(c)?;
+    validate_network(c)?;
+    validate_mqtt(c)?;
+    validate_anti_entropy(c)?;
+    validate_storage(c)?;
+    validate_logging(c)
+}
+
+fn validate_node(c: &Config) -> Result<(), ConfigError> {
+    let id = &c.node_id;
+    check(!id.is_empty(), "node_id", || "must not be empty".into())?;
+    check(id.len() <= 64, "node_id", || {
+        format!("is {} bytes long; at most 64 are allowed", id.len())
+    })?;
+    check(
+        id.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+            && id != "."
+            && id != "..",
+        "node_id",
+        || {
+            format!(
+                "{id:?} may contain only ASCII letters, digits, '-', '_' and '.' \
+                 (it names the data directory and the MQTT client)"
+            )
+        },
+    )
+}
+
+fn validate_network(c: &Config) -> Result<(), ConfigError> {
+    let n = &c.network;
+    check(is_host(&n.bind_address), "network.bind_address", || {
+        format!(
+            "{:?} is neither an IP address nor a hostname",
+            n.bind_address
+        )
+    })?;
+    if !n.advertise_address.is_empty() {
+        check(
+            is_host(&n.advertise_address),
+            "network.advertise_address",
+            || {
+                format!(
+                    "{:?} is neither an IP address nor a hostname",
+                    n.advertise_address
+                )
+            },
+        )?;
+        check(
+            !is_wildcard(&n.advertise_address),
+            "network.advertise_address",
+            || {
+                format!(
+                    "{} is a wildcard address that peers cannot dial",
+                    n.advertise_address
+                )
+            },
+        )?;
+    }
+    check(n.bind_port != 0, "network.bind_port", || {
+        "port 0 is not allowed; use 1..=65535".into()
+    })?;
+    check(n.sync_port != 0, "network.sync_port", || {
+        "port 0 is not allowed; use 1..=65535".into()
+    })?;
+    check(n.sync_port != n.bind_port, "network.sync_port", || {
+        format!(
+            "{} is also network.bind_port; the client and sync ports must differ",
+            n.sync_port
+        )
+    })?;
+    if n.metrics_port != 0 {
+        check(
+            n.metrics_port != n.bind_port && n.metrics_port != n.sync_port,
+            "network.metrics_port",
+            || {
+                format!(
+                    "{} is also the client or sync port; use another port, or 0 to disable metrics",
+                    n.metrics_port
+                )
+            },
+        )?;
+    }
+    check(n.max_connections >= 1, "network.max_connections", || {
+        "must be at least 1".into()
+    })?;
+    check(n.max_line_bytes >= 1024, "network.max_line_bytes", || {
+        format!("{} is below the minimum of 1024", n.max_line_bytes)
+    })?;
+    check(
+        n.idle_timeout_seconds == 0 || n.idle_timeout_seconds >= 60,
+        "network.idle_timeout_seconds",
+        || {
+            format!(
+                "{} is too short; use 0 (never close idle connections) or at least 60",
+                n.idle_timeout_seconds
+            )
+        },
+    )
+}
+
+fn validate_mqtt(c: &Config) -> Result<(), ConfigError> {
+    let m = &c.mqtt;
+    if !m.broker_address.is_empty() {
+        parse_broker(&m.broker_address).map_err(|reason| invalid("mqtt.broker_address", reason))?;
+    }
+    check(
+        !(m.enabled == Some(true) && m.broker_address.is_empty()),
+        "mqtt.enabled",
+        || "is true but mqtt.broker_address is empty".into(),
+    )?;
+    check(
+        !m.topic_prefix.is_empty()
+            && !m.topic_prefix.contains(['+', '#', '\0'])
+            && !m.topic_prefix.ends_with('/'),
+        "mqtt.topic_prefix",
+        || {
+            format!(
+                "{:?} must be non-empty, without MQTT wildcards ('+', '#') or a trailing '/'",
+                m.topic_prefix
+            )
+        },
+    )?;
+    check(
+        m.client_id.chars().all(|ch| !ch.is_control()),
+        "mqtt.client_id",
+        || "must not contain control characters".into(),
+    )?;
+    check(
+        m.password.is_none() || m.username.is_some(),
+        "mqtt.password",
+        || "is set but mqtt.username is not; MQTT requires a user name with a password".into(),
+    )?;
+    check(m.keep_alive <= 65_535, "mqtt.keep_alive", || {
+        format!(
+            "{} exceeds the MQTT maximum of 65535 seconds (0 disables keep-alive)",
+            m.keep_alive
+        )
+    })?;
+    check(m.queue_size >= 1, "mqtt.queue_size", || {
+        "must be at least 1".into()
+    })?;
+    check(
+        m.max_packet_bytes > c.network.max_line_bytes,
+        "mqtt.max_packet_bytes",
+        || {
+            format!(
+                "{} must exceed network.max_line_bytes ({}) so that any write fits in one packet",
+                m.max_packet_bytes, c.network.max_line_bytes
+            )
+        },
+    )?;
+    check(
+        m.max_packet_bytes <= MQTT_MAX_PACKET,
+        "mqtt.max_packet_bytes",
+        || {
+            format!(
+                "{} exceeds the MQTT protocol maximum of {MQTT_MAX_PACKET}",
+                m.max_packet_bytes
+            )
+        },
+    )?;
+    check(
+        m.max_batch_bytes >= 1 && m.max_batch_bytes <= m.max_packet_bytes,
+        "mqtt.max_batch_bytes",
+        || {
+            format!(
+                "{} must be between 1 and mqtt.max_packet_bytes ({})",
+                m.max_batch_bytes, m.max_packet_bytes
+            )
+        },
+    )
+}
+
+fn validate_anti_entropy(c: &Config) -> Result<(), ConfigError> {
+    let a = &c.anti_entropy;
+    for (key, value) in [
+        ("anti_entropy.interval_seconds", a.interval_seconds),
+        (
+            "anti_entropy.peer_discovery_interval",
+            a.peer_discovery_interval,
+        ),
+        (
+            "anti_entropy.max_concurrent_syncs",
+            a.max_concurrent_syncs as u64,
+        ),
+        ("anti_entropy.timeout_seconds", a.timeout_seconds),
+    ] {
+        check(value >= 1, key, || "must be at least 1".into())?;
+    }
+    check(
+        a.tree_fanout.is_power_of_two() && (2..=256).contains(&a.tree_fanout),
+        "anti_entropy.tree_fanout",
+        || format!("{} must be a power of two from 2 to 256", a.tree_fanout),
+    )?;
+    check(
+        (1..=8).contains(&a.tree_depth),
+        "anti_entropy.tree_depth",
+        || format!("{} must be from 1 to 8", a.tree_depth),
+    )?;
+    check(
+        a.tree_depth * a.tree_fanout.trailing_zeros() <= MAX_LEAVES_LOG2,
+        "anti_entropy.tree_depth",
+        || {
+            format!(
+                "tree_fanout^tree_depth = {}^{} exceeds 2^{MAX_LEAVES_LOG2} leaves",
+                a.tree_fanout, a.tree_depth
+            )
+        },
+    )?;
+
+    let own: BTreeSet<(String, u16)> = [c.network.bind_address.as_str(), c.advertised_host()]
+        .into_iter()
+        .map(|host| (host.to_ascii_lowercase(), c.network.sync_port))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (i, peer) in a.peer_list.iter().enumerate() {
+        let key = format!("anti_entropy.peer_list[{i}]");
+        let (host, port) =
+            parse_host_port(peer).map_err(|reason| invalid(&key, format!("{peer:?}: {reason}")))?;
+        let addr = (host.to_ascii_lowercase(), port);
+        check(!own.contains(&addr), &key, || {
+            format!("{peer:?} is this node's own sync address")
+        })?;
+        check(seen.insert(addr), &key, || {
+            format!("{peer:?} is listed more than once")
+        })?;
+    }
+    Ok(())
+}
+
+fn validate_storage(c: &Config) -> Result<(), ConfigError> {
+    let s = &c.storage;
+    check(
+        ENGINES.contains(&s.engine.as_str()),
+        "storage.engine",
+        || {
+            format!(
+                "{:?} is not supported; use \"fjall\" (the seed's \"rwlock\", \"kv\" and \"sled\" \
+             are accepted and mean fjall)",
+                s.engine
+            )
+        },
+    )?;
+    check(!s.data_dir.contains('\0'), "storage.data_dir", || {
+        "must not contain NUL characters".into()
+    })?;
+    let interval = c.anti_entropy.interval_seconds;
+    check(
+        !c.anti_entropy.enabled || s.tombstone_grace_seconds >= interval,
+        "storage.tombstone_grace_seconds",
+        || {
+            format!(
+                "{} is shorter than anti_entropy.interval_seconds ({interval}); deletes could be \
+                 undone by a peer that has not seen them yet",
+                s.tombstone_grace_seconds
+            )
+        },
+    )
+}
+
+fn validate_logging(c: &Config) -> Result<(), ConfigError> {
+    let l = &c.logging;
+    check(
+        LOG_LEVELS.contains(&l.level.as_str()),
+        "logging.level",
+        || {
+            format!(
+                "{:?} is not one of trace, debug, info, warn, error",
+                l.level
+            )
+        },
+    )?;
+    check(!l.file_path.contains('\0'), "logging.file_path", || {
+        "must not contain NUL characters".into()
+    })
+}
+
+/// An IP address or an RFC 1123 hostname.
+pub(super) fn is_host(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok() || is_hostname(s)
+}
+
+fn is_wildcard(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
+
+fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        })
+}
+
+/// Parses `host:port` or `[ipv6]:port` (port 1..=65535).
+pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| "expected [ipv6]:port".to_owned())?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{host:?} is not an IPv6 address"));
+        }
+        (host, port)
+    } else {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| "expected host:port".to_owned())?;
+        if host.contains(':') {
+            return Err("write IPv6 addresses in brackets: [addr]:port".to_owned());
+        }
+        if !is_host(host) {
+            return Err(format!("{host:?} is neither an IP address nor a hostname"));
+        }
+        (host, port)
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok((host.to_owned(), p)),
+        _ => Err(format!("port {port:?} is not in 1..=65535")),
+    }
+}
+
+/// Parses `tcp://host:port`, `mqtts://host:port` or `host:port`.
+pub(super) fn parse_broker(s: &str) -> Result<BrokerAddress, String> {
+    let (tls, rest) = if let Some(rest) = s.strip_prefix("tcp://") {
+        (false, rest)
+    } else if let Some(rest) = s.strip_prefix("mqtts://") {
+        (true, rest)
+    } else if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "{s:?}: scheme '{scheme}://' is not supported; use tcp://host:port, \
+             mqtts://host:port or host:port"
+        ));
+    } else {
+        (false, s)
+    };
+    let (host, port) = parse_host_port(rest).map_err(|reason| {
+        format!("{s:?}: {reason} (use tcp://host:port, mqtts://host:port or host:port)")
+    })?;
+    Ok(BrokerAddress { host, port, tls })
+}

@@ -1,0 +1,24 @@
+//! MerkleKV: an eventually consistent, distributed key-value store.
+//!
+//! Every node holds a full replica. Clients speak the MerkleKV text protocol
+//! or RESP2 on the client port; writes are replicated over MQTT and replicas
+//! heal through Merkle-tree anti-entropy over gRPC.
+
+pub mod bench;
+pub mod config;
+
+/// Code generated from `proto/merklekv.proto`.
+pub mod proto {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("merklekv.v1");
+
+    /// Encoded file descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("merklekv_descriptor");
+}
+pub mod clock;
+pub mod logging;
+pub mod node;
+pub mod protocol;
+pub mod server;
+pub mod store;

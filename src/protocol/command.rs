@@ -1,0 +1,133 @@
+//! The command set shared by both protocols.
+
+/// `REPLICATE` sub-commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateAction {
+    /// Start the replication tasks.
+    Enable,
+    /// Stop them.
+    Disable,
+    /// Report state.
+    Status,
+}
+
+/// A parsed request; borrows keys and values from the connection buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `GET k`
+    Get(&'a [u8]),
+    /// `SET k v`
+    Set(&'a [u8], &'a [u8]),
+    /// `DEL k` / `DELETE k` (text: one key; RESP: several).
+    Delete(Vec<&'a [u8]>),
+    /// `INC`/`DEC`/`INCR`/`DECR`/`INCRBY`/`DECRBY`: add `delta`.
+    Increment(&'a [u8], i64),
+    /// `APPEND k v`
+    Append(&'a [u8], &'a [u8]),
+    /// `PREPEND k v`
+    Prepend(&'a [u8], &'a [u8]),
+    /// `MGET k1 k2 …`
+    MGet(Vec<&'a [u8]>),
+    /// `MSET k1 v1 k2 v2 …`
+    MSet(Vec<(&'a [u8], &'a [u8])>),
+    /// `EXISTS k1 …`
+    Exists(Vec<&'a [u8]>),
+    /// `SCAN [prefix]` (RESP: `KEYS pattern` with a trailing `*`).
+    Scan(&'a [u8]),
+    /// `DBSIZE`
+    DbSize,
+    /// `PING [msg]`
+    Ping(Option<&'a [u8]>),
+    /// `ECHO msg`
+    Echo(&'a [u8]),
+    /// `VERSION`
+    Version,
+    /// `INFO [section]`
+    Info,
+    /// `STATS`
+    Stats,
+    /// `MEMORY`
+    Memory,
+    /// `CLIENT LIST`
+    ClientList,
+    /// `CLIENT SETNAME name` (RESP clients send it on connect).
+    ClientSetName(&'a [u8]),
+    /// `CLIENT GETNAME`
+    ClientGetName,
+    /// `CLIENT ID`
+    ClientId,
+    /// `CLIENT SETINFO …` and other client hints that only need `+OK`.
+    ClientNoop,
+    /// `FLUSH` / `FLUSHDB` / `FLUSHALL` / `TRUNCATE`
+    Flush,
+    /// `HASH [prefix]`
+    Hash(Option<&'a [u8]>),
+    /// `SYNC host port [--full]`
+    Sync {
+        /// Peer host.
+        host: &'a str,
+        /// Peer sync port.
+        port: u16,
+        /// Full state exchange instead of Merkle descent.
+        full: bool,
+    },
+    /// `REPLICATE enable|disable|status`
+    Replicate(ReplicateAction),
+    /// `SHUTDOWN`
+    Shutdown,
+    /// `SELECT db` (only 0 exists).
+    Select(&'a [u8]),
+    /// `COMMAND …` (RESP clients probe it on connect).
+    CommandInfo,
+    /// `CONFIG GET pattern` (answers the few keys clients ask for).
+    ConfigGet(&'a [u8]),
+    /// `QUIT`
+    Quit,
+    /// `HELLO` (RESP3 negotiation: refused, clients fall back to RESP2).
+    Hello,
+}
+
+/// Why a request could not be parsed; `Display` is the message clients see
+/// after `ERROR ` (text) or `-ERR ` (RESP).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Empty line.
+    #[error("Empty command")]
+    Empty,
+    /// Unknown command word.
+    #[error("Unknown command: {0}")]
+    Unknown(String),
+    /// A command given without its arguments.
+    #[error("{0} command requires arguments")]
+    MissingArguments(&'static str),
+    /// Wrong argument count or shape; the message says the expected usage.
+    #[error("{0}")]
+    Usage(&'static str),
+    /// A non-numeric INC/DEC amount.
+    #[error("{0} command amount must be a valid number")]
+    BadAmount(&'static str),
+    /// Bad `SYNC` port.
+    #[error("SYNC port must be a number between 1 and 65535")]
+    BadPort,
+    /// Invalid UTF-8 in a text-protocol line.
+    #[error("invalid UTF-8")]
+    InvalidUtf8,
+    /// The amount cannot be negated (DEC by i64::MIN).
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    /// RESP: wrong number of arguments (Redis wording).
+    #[error("wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    /// RESP: a non-integer where an integer is required (Redis wording).
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// RESP: an option this server does not support (Redis wording).
+    #[error("syntax error")]
+    Syntax,
+    /// RESP: unknown command (Redis wording).
+    #[error("unknown command '{0}', with args beginning with: ")]
+    UnknownResp(String),
+    /// RESP: only database 0 exists.
+    #[error("DB index is out of range")]
+    DbIndex,
+}

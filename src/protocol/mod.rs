@@ -1,0 +1,10 @@
+//! Client protocols on the client port: the MerkleKV text protocol and RESP2,
+//! both parsed into one borrowed [`Command`], answered through [`ReplyBuf`].
+
+pub mod command;
+pub mod reply;
+pub mod resp;
+pub mod text;
+
+pub use command::{Command, CommandError, ReplicateAction};
+pub use reply::{Protocol, ReplyBuf};

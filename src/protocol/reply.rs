@@ -1,0 +1,341 @@
+//! Reply encoding for both protocols into one output buffer.
+//!
+//! Each method appends one complete reply; the connection writes the buffer
+//! once per read cycle, so a reply is never split across writes.
+
+use std::io::Write as _;
+
+/// Which protocol a connection speaks (decided by its first byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// MerkleKV text protocol.
+    Text,
+    /// RESP2.
+    Resp,
+}
+
+/// An output buffer that encodes replies for one protocol.
+#[derive(Debug)]
+pub struct ReplyBuf {
+    proto: Protocol,
+    buf: Vec<u8>,
+}
+
+impl ReplyBuf {
+    /// An empty buffer for `proto`.
+    pub fn new(proto: Protocol) -> Self {
+        Self {
+            proto,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// The protocol in use.
+    pub fn protocol(&self) -> Protocol {
+        self.proto
+    }
+
+    /// The encoded bytes so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Bytes buffered.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Drops the buffered bytes (keeps the allocation, shrinking huge ones).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > 4 << 20 {
+            self.buf.shrink_to(4096);
+        }
+    }
+
+    fn line(&mut self, parts: &[&[u8]]) {
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    fn bulk(&mut self, v: &[u8]) {
+        let _ = write!(self.buf, "${}\r\n", v.len());
+        self.buf.extend_from_slice(v);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    fn int(&mut self, n: i64) {
+        let _ = write!(self.buf, ":{n}\r\n");
+    }
+
+    fn array_header(&mut self, n: usize) {
+        let _ = write!(self.buf, "*{n}\r\n");
+    }
+
+    /// `OK` / `+OK`.
+    pub fn ok(&mut self) {
+        match self.proto {
+            Protocol::Text => self.line(&[b"OK"]),
+            Protocol::Resp => self.line(&[b"+OK"]),
+        }
+    }
+
+    /// A GET result: `VALUE v` / `NOT_FOUND`; bulk / nil.
+    pub fn value(&mut self, v: Option<&[u8]>) {
+        match (self.proto, v) {
+            (Protocol::Text, Some(v)) => self.line(&[b"VALUE ", v]),
+            (Protocol::Text, None) => self.line(&[b"NOT_FOUND"]),
+            (Protocol::Resp, Some(v)) => self.bulk(v),
+            (Protocol::Resp, None) => self.line(&[b"$-1"]),
+        }
+    }
+
+    /// A DEL result: `DELETED` / `NOT_FOUND`; `:n`.
+    pub fn deleted(&mut self, n: u64) {
+        match self.proto {
+            Protocol::Text if n > 0 => self.line(&[b"DELETED"]),
+            Protocol::Text => self.line(&[b"NOT_FOUND"]),
+            Protocol::Resp => self.int(n as i64),
+        }
+    }
+
+    /// An INC/DEC result: `VALUE n`; `:n`.
+    pub fn number(&mut self, n: i64) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "VALUE {n}\r\n");
+            }
+            Protocol::Resp => self.int(n),
+        }
+    }
+
+    /// An APPEND/PREPEND result: `VALUE <new value>`; `:<new length>`.
+    pub fn appended(&mut self, v: &[u8]) {
+        match self.proto {
+            Protocol::Text => self.line(&[b"VALUE ", v]),
+            Protocol::Resp => self.int(v.len() as i64),
+        }
+    }
+
+    /// An MGET result, one item per requested key.
+    pub fn mget(&mut self, items: &[(&[u8], Option<Vec<u8>>)]) {
+        match self.proto {
+            Protocol::Text => {
+                let found = items.iter().filter(|(_, v)| v.is_some()).count();
+                if found == 0 {
+                    return self.line(&[b"NOT_FOUND"]);
+                }
+                let _ = write!(self.buf, "VALUES {found}\r\n");
+                for (k, v) in items {
+                    match v {
+                        Some(v) => self.line(&[k, b" ", v]),
+                        None => self.line(&[k, b" NOT_FOUND"]),
+                    }
+                }
+            }
+            Protocol::Resp => {
+                self.array_header(items.len());
+                for (_, v) in items {
+                    self.value(v.as_deref());
+                }
+            }
+        }
+    }
+
+    /// An EXISTS result: `EXISTS n`; `:n`.
+    pub fn exists(&mut self, n: u64) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "EXISTS {n}\r\n");
+            }
+            Protocol::Resp => self.int(n as i64),
+        }
+    }
+
+    /// A SCAN/KEYS result: `KEYS n` then one key per line; an array.
+    pub fn keys(&mut self, keys: &[Box<[u8]>]) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "KEYS {}\r\n", keys.len());
+                for k in keys {
+                    self.line(&[k]);
+                }
+            }
+            Protocol::Resp => {
+                self.array_header(keys.len());
+                for k in keys {
+                    self.bulk(k);
+                }
+            }
+        }
+    }
+
+    /// A DBSIZE result.
+    pub fn dbsize(&mut self, n: u64) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "DBSIZE {n}\r\n");
+            }
+            Protocol::Resp => self.int(n as i64),
+        }
+    }
+
+    /// A PING reply.
+    pub fn pong(&mut self, msg: Option<&[u8]>) {
+        match (self.proto, msg) {
+            (Protocol::Text, None) => self.line(&[b"PONG"]),
+            (Protocol::Text, Some(m)) => self.line(&[b"PONG ", m]),
+            (Protocol::Resp, None) => self.line(&[b"+PONG"]),
+            (Protocol::Resp, Some(m)) => self.bulk(m),
+        }
+    }
+
+    /// An ECHO reply.
+    pub fn echo(&mut self, msg: &[u8]) {
+        match self.proto {
+            Protocol::Text => self.line(&[b"ECHO ", msg]),
+            Protocol::Resp => self.bulk(msg),
+        }
+    }
+
+    /// A one-line status reply: text `<word> <rest>`; RESP simple string of
+    /// the same text (newlines replaced by spaces).
+    pub fn status(&mut self, text: &str) {
+        match self.proto {
+            Protocol::Text => self.line(&[text.as_bytes()]),
+            Protocol::Resp => {
+                let clean = text.replace(['\r', '\n'], " ");
+                self.line(&[b"+", clean.as_bytes()]);
+            }
+        }
+    }
+
+    /// A titled block of lines (INFO, STATS, CLIENT LIST): text = the title
+    /// line, then each line (`end` appended when given); RESP = one bulk
+    /// string of the lines.
+    pub fn block(&mut self, title: &str, lines: &[String], end: Option<&str>) {
+        match self.proto {
+            Protocol::Text => {
+                self.line(&[title.as_bytes()]);
+                for l in lines {
+                    self.line(&[l.as_bytes()]);
+                }
+                if let Some(e) = end {
+                    self.line(&[e.as_bytes()]);
+                }
+            }
+            Protocol::Resp => {
+                let mut body = String::new();
+                for l in lines {
+                    body.push_str(l);
+                    body.push_str("\r\n");
+                }
+                self.bulk(body.as_bytes());
+            }
+        }
+    }
+
+    /// A bulk string (RESP) or a `VALUE`-less line (text).
+    pub fn bulk_or_line(&mut self, v: &[u8]) {
+        match self.proto {
+            Protocol::Text => self.line(&[v]),
+            Protocol::Resp => self.bulk(v),
+        }
+    }
+
+    /// A RESP integer (text: the bare number).
+    pub fn integer(&mut self, n: i64) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "{n}\r\n");
+            }
+            Protocol::Resp => self.int(n),
+        }
+    }
+
+    /// A RESP array of bulk strings (text: one per line).
+    pub fn string_array(&mut self, items: &[&[u8]]) {
+        match self.proto {
+            Protocol::Text => items.iter().for_each(|i| self.line(&[i])),
+            Protocol::Resp => {
+                self.array_header(items.len());
+                items.iter().for_each(|i| self.bulk(i));
+            }
+        }
+    }
+
+    /// A RESP nil bulk (text: `NOT_FOUND`).
+    pub fn nil(&mut self) {
+        self.value(None);
+    }
+
+    /// An error: `ERROR msg`; `-ERR msg`.
+    pub fn error(&mut self, msg: &str) {
+        let clean = msg.replace(['\r', '\n'], " ");
+        match self.proto {
+            Protocol::Text => self.line(&[b"ERROR ", clean.as_bytes()]),
+            Protocol::Resp => self.line(&[b"-ERR ", clean.as_bytes()]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl FnOnce(&mut ReplyBuf)) -> String {
+        let mut r = ReplyBuf::new(Protocol::Text);
+        f(&mut r);
+        String::from_utf8(r.as_bytes().to_vec()).expect("utf8")
+    }
+
+    fn resp(f: impl FnOnce(&mut ReplyBuf)) -> String {
+        let mut r = ReplyBuf::new(Protocol::Resp);
+        f(&mut r);
+        String::from_utf8(r.as_bytes().to_vec()).expect("utf8")
+    }
+
+    #[test]
+    fn text_shapes() {
+        assert_eq!(text(|r| r.ok()), "OK\r\n");
+        assert_eq!(text(|r| r.value(Some(b"v"))), "VALUE v\r\n");
+        assert_eq!(text(|r| r.value(None)), "NOT_FOUND\r\n");
+        assert_eq!(text(|r| r.deleted(1)), "DELETED\r\n");
+        assert_eq!(text(|r| r.deleted(0)), "NOT_FOUND\r\n");
+        assert_eq!(text(|r| r.number(-3)), "VALUE -3\r\n");
+        assert_eq!(text(|r| r.pong(None)), "PONG\r\n");
+        assert_eq!(text(|r| r.pong(Some(b"x y"))), "PONG x y\r\n");
+        assert_eq!(
+            text(|r| r.mget(&[(b"a", Some(b"1".to_vec())), (b"b", None)])),
+            "VALUES 1\r\na 1\r\nb NOT_FOUND\r\n"
+        );
+        assert_eq!(text(|r| r.mget(&[(b"a", None)])), "NOT_FOUND\r\n");
+        assert_eq!(
+            text(|r| r.keys(&[b"a"[..].into(), b"b"[..].into()])),
+            "KEYS 2\r\na\r\nb\r\n"
+        );
+        assert_eq!(text(|r| r.error("bad\r\nthing")), "ERROR bad  thing\r\n");
+    }
+
+    #[test]
+    fn resp_shapes() {
+        assert_eq!(resp(|r| r.ok()), "+OK\r\n");
+        assert_eq!(resp(|r| r.value(Some(b"v"))), "$1\r\nv\r\n");
+        assert_eq!(resp(|r| r.value(None)), "$-1\r\n");
+        assert_eq!(resp(|r| r.deleted(2)), ":2\r\n");
+        assert_eq!(resp(|r| r.appended(b"abc")), ":3\r\n");
+        assert_eq!(
+            resp(|r| r.mget(&[(b"a", Some(b"1".to_vec())), (b"b", None)])),
+            "*2\r\n$1\r\n1\r\n$-1\r\n"
+        );
+        assert_eq!(resp(|r| r.pong(None)), "+PONG\r\n");
+        assert_eq!(resp(|r| r.error("x")), "-ERR x\r\n");
+    }
+}

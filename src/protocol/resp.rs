@@ -1,0 +1,359 @@
+//! RESP2 requests (arrays of bulk strings) and their mapping to [`Command`].
+
+use std::ops::Range;
+
+use super::command::{Command, CommandError, ReplicateAction};
+
+/// Largest number of elements accepted in one request array.
+pub const MAX_ARRAY_LEN: usize = 1 << 20;
+/// Longest `*n` / `$n` header line accepted.
+const MAX_HEADER: usize = 32;
+
+/// A framing error; the connection answers `-ERR Protocol error: …` and
+/// closes, as Redis does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Request not starting with `*`.
+    #[error("Protocol error: expected '*', got '{0}'")]
+    ExpectedArray(char),
+    /// Bulk string not starting with `$`.
+    #[error("Protocol error: expected '$', got '{0}'")]
+    ExpectedBulk(char),
+    /// Bad or oversized array length.
+    #[error("Protocol error: invalid multibulk length")]
+    BadArrayLength,
+    /// Bad or oversized bulk length.
+    #[error("Protocol error: invalid bulk length")]
+    BadBulkLength,
+    /// Missing `\r\n` after a bulk string.
+    #[error("Protocol error: bulk string not terminated by CRLF")]
+    MissingCrlf,
+}
+
+/// Parses one request from the front of `buf`. On success returns the bytes
+/// consumed and fills `args` with the byte ranges of the arguments; `None`
+/// means more input is needed. Bulk strings longer than `max_bulk` are
+/// refused before they are buffered.
+pub fn parse_request(
+    buf: &[u8],
+    max_bulk: usize,
+    args: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, FrameError> {
+    args.clear();
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    if first != b'*' {
+        return Err(FrameError::ExpectedArray(first as char));
+    }
+    let Some((count, mut pos)) = header(buf, 1, FrameError::BadArrayLength)? else {
+        return Ok(None);
+    };
+    if count <= 0 {
+        return Ok(Some(pos));
+    }
+    let count = count as usize;
+    if count > MAX_ARRAY_LEN {
+        return Err(FrameError::BadArrayLength);
+    }
+    for _ in 0..count {
+        let Some(&tag) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if tag != b'$' {
+            return Err(FrameError::ExpectedBulk(tag as char));
+        }
+        let Some((len, start)) = header(buf, pos + 1, FrameError::BadBulkLength)? else {
+            return Ok(None);
+        };
+        if len < 0 || len as usize > max_bulk {
+            return Err(FrameError::BadBulkLength);
+        }
+        let end = start + len as usize;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(FrameError::MissingCrlf);
+        }
+        args.push(start..end);
+        pos = end + 2;
+    }
+    Ok(Some(pos))
+}
+
+/// Reads a decimal header terminated by `\r\n` starting at `start`.
+fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usize)>, FrameError> {
+    let window = &buf[start.min(buf.len())..buf.len().min(start + MAX_HEADER)];
+    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+        return if window.len() >= MAX_HEADER {
+            Err(err)
+        } else {
+            Ok(None)
+        };
+    };
+    if window.len() < cr + 2 {
+        return Ok(None);
+    }
+    if window[cr + 1] != b'\n' {
+        return Err(err);
+    }
+    let n = std::str::from_utf8(&window[..cr])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(err)?;
+    Ok(Some((n, start + cr + 2)))
+}
+
+fn int(arg: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::NotAnInteger)
+}
+
+/// Maps a parsed request to a command (Redis reply and error conventions).
+pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<'a>, CommandError> {
+    let Some(first) = ranges.first() else {
+        return Err(CommandError::Empty);
+    };
+    let name = &buf[first.clone()];
+    let args: Vec<&'a [u8]> = ranges[1..].iter().map(|r| &buf[r.clone()]).collect();
+    let mut upper = [0u8; 16];
+    let lname = name.len().min(16);
+    for (d, s) in upper.iter_mut().zip(name) {
+        *d = s.to_ascii_uppercase();
+    }
+    let upper = &upper[..lname];
+    let arity = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(CommandError::WrongArity(
+                String::from_utf8_lossy(name).to_ascii_lowercase(),
+            ))
+        }
+    };
+    let n = args.len();
+    match upper {
+        b"GET" => arity(n == 1).map(|_| Command::Get(args[0])),
+        b"SET" => {
+            arity(n >= 2)?;
+            if n > 2 {
+                return Err(CommandError::Syntax);
+            }
+            Ok(Command::Set(args[0], args[1]))
+        }
+        b"DEL" | b"DELETE" | b"UNLINK" => arity(n >= 1).map(|_| Command::Delete(args)),
+        b"INCR" | b"INC" => arity(n == 1).map(|_| Command::Increment(args[0], 1)),
+        b"DECR" | b"DEC" => arity(n == 1).map(|_| Command::Increment(args[0], -1)),
+        b"INCRBY" => {
+            arity(n == 2)?;
+            Ok(Command::Increment(args[0], int(args[1])?))
+        }
+        b"DECRBY" => {
+            arity(n == 2)?;
+            let d = int(args[1])?.checked_neg().ok_or(CommandError::Overflow)?;
+            Ok(Command::Increment(args[0], d))
+        }
+        b"APPEND" => arity(n == 2).map(|_| Command::Append(args[0], args[1])),
+        b"PREPEND" => arity(n == 2).map(|_| Command::Prepend(args[0], args[1])),
+        b"MGET" => arity(n >= 1).map(|_| Command::MGet(args)),
+        b"MSET" => {
+            arity(n >= 2 && n % 2 == 0)?;
+            Ok(Command::MSet(
+                args.chunks(2).map(|p| (p[0], p[1])).collect(),
+            ))
+        }
+        b"EXISTS" => arity(n >= 1).map(|_| Command::Exists(args)),
+        b"KEYS" => {
+            arity(n == 1)?;
+            let pattern = args[0];
+            match pattern.split_last() {
+                Some((b'*', prefix)) if !prefix.contains(&b'*') && !prefix.contains(&b'?') => {
+                    Ok(Command::Scan(prefix))
+                }
+                _ => Err(CommandError::Usage("KEYS supports only 'prefix*' patterns")),
+            }
+        }
+        b"SCAN" => match args.as_slice() {
+            [] => Ok(Command::Scan(b"")),
+            [p] => Ok(Command::Scan(p)),
+            _ => Err(CommandError::Syntax),
+        },
+        b"DBSIZE" => arity(n == 0).map(|_| Command::DbSize),
+        b"PING" => match args.as_slice() {
+            [] => Ok(Command::Ping(None)),
+            [m] => Ok(Command::Ping(Some(m))),
+            _ => arity(false).map(|_| Command::Ping(None)),
+        },
+        b"ECHO" => arity(n == 1).map(|_| Command::Echo(args[0])),
+        b"VERSION" => Ok(Command::Version),
+        b"INFO" => Ok(Command::Info),
+        b"STATS" => Ok(Command::Stats),
+        b"MEMORY" => Ok(Command::Memory),
+        b"CLIENT" => {
+            arity(n >= 1)?;
+            let sub = args[0].to_ascii_uppercase();
+            match (sub.as_slice(), n) {
+                (b"LIST", _) => Ok(Command::ClientList),
+                (b"SETNAME", 2) => Ok(Command::ClientSetName(args[1])),
+                (b"GETNAME", 1) => Ok(Command::ClientGetName),
+                (b"ID", 1) => Ok(Command::ClientId),
+                (b"SETINFO", 3) => Ok(Command::ClientNoop),
+                _ => Err(CommandError::Syntax),
+            }
+        }
+        b"FLUSH" | b"FLUSHDB" | b"FLUSHALL" | b"TRUNCATE" => Ok(Command::Flush),
+        b"HASH" => match args.as_slice() {
+            [] => Ok(Command::Hash(None)),
+            [p] => Ok(Command::Hash(Some(p))),
+            _ => arity(false).map(|_| Command::Hash(None)),
+        },
+        b"SYNC" => {
+            arity(n == 2 || n == 3)?;
+            let host = std::str::from_utf8(args[0]).map_err(|_| CommandError::InvalidUtf8)?;
+            let port = std::str::from_utf8(args[1])
+                .ok()
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .ok_or(CommandError::BadPort)?;
+            let full = match args.get(2) {
+                None => false,
+                Some(f) if f.eq_ignore_ascii_case(b"--full") => true,
+                Some(_) => return Err(CommandError::Syntax),
+            };
+            Ok(Command::Sync { host, port, full })
+        }
+        b"REPLICATE" => {
+            arity(n == 1)?;
+            match args[0].to_ascii_lowercase().as_slice() {
+                b"enable" => Ok(Command::Replicate(ReplicateAction::Enable)),
+                b"disable" => Ok(Command::Replicate(ReplicateAction::Disable)),
+                b"status" => Ok(Command::Replicate(ReplicateAction::Status)),
+                _ => Err(CommandError::Syntax),
+            }
+        }
+        b"SHUTDOWN" => Ok(Command::Shutdown),
+        b"SELECT" => arity(n == 1).map(|_| Command::Select(args[0])),
+        b"COMMAND" => Ok(Command::CommandInfo),
+        b"CONFIG" => {
+            arity(n >= 2)?;
+            if !args[0].eq_ignore_ascii_case(b"GET") {
+                return Err(CommandError::Syntax);
+            }
+            Ok(Command::ConfigGet(args[1]))
+        }
+        b"QUIT" => Ok(Command::Quit),
+        b"HELLO" => Ok(Command::Hello),
+        _ => Err(CommandError::UnknownResp(
+            String::from_utf8_lossy(name).into_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Parsed = Option<(usize, Vec<Vec<u8>>)>;
+
+    fn parse(buf: &[u8]) -> Result<Parsed, FrameError> {
+        let mut r = Vec::new();
+        Ok(parse_request(buf, 1 << 20, &mut r)?
+            .map(|n| (n, r.iter().map(|x| buf[x.clone()].to_vec()).collect())))
+    }
+
+    #[test]
+    fn parses_complete_requests_and_waits_for_partial_ones() {
+        let req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na\r\n\0b\r\n";
+        let (n, args) = parse(req).expect("ok").expect("complete");
+        assert_eq!(n, req.len());
+        assert_eq!(
+            args,
+            vec![b"SET".to_vec(), b"k".to_vec(), b"a\r\n\0b".to_vec()]
+        );
+        for cut in 0..req.len() {
+            assert_eq!(
+                parse(&req[..cut]).expect("prefix is fine"),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert_eq!(parse(b"+x\r\n"), Err(FrameError::ExpectedArray('+')));
+        assert_eq!(parse(b"*1\r\n:1\r\n"), Err(FrameError::ExpectedBulk(':')));
+        assert_eq!(parse(b"*x\r\n"), Err(FrameError::BadArrayLength));
+        assert_eq!(parse(b"*1\r\n$-5\r\n"), Err(FrameError::BadBulkLength));
+        assert_eq!(parse(b"*1\r\n$2\r\nabXY"), Err(FrameError::MissingCrlf));
+        assert_eq!(parse(b"*99999999999\r\n"), Err(FrameError::BadArrayLength));
+        let mut r = Vec::new();
+        assert_eq!(
+            parse_request(b"*1\r\n$100\r\n", 10, &mut r),
+            Err(FrameError::BadBulkLength)
+        );
+        assert_eq!(parse(&[b'*'; 40]), Err(FrameError::BadArrayLength));
+    }
+
+    fn cmd(parts: &[&[u8]]) -> Result<String, String> {
+        let mut buf = format!("*{}\r\n", parts.len()).into_bytes();
+        for p in parts {
+            buf.extend(format!("${}\r\n", p.len()).bytes());
+            buf.extend_from_slice(p);
+            buf.extend(b"\r\n");
+        }
+        let mut r = Vec::new();
+        parse_request(&buf, 1 << 20, &mut r)
+            .expect("frame")
+            .expect("complete");
+        to_command(&buf, &r)
+            .map(|c| format!("{c:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn maps_redis_commands() {
+        assert!(cmd(&[b"get", b"k"]).expect("get").starts_with("Get"));
+        assert!(cmd(&[b"INCRBY", b"k", b"5"]).expect("incrby").contains("5"));
+        assert!(cmd(&[b"DECRBY", b"k", b"5"])
+            .expect("decrby")
+            .contains("-5"));
+        assert_eq!(
+            cmd(&[b"GET"]),
+            Err("wrong number of arguments for 'get' command".into())
+        );
+        assert_eq!(
+            cmd(&[b"MSET", b"a"]),
+            Err("wrong number of arguments for 'mset' command".into())
+        );
+        assert_eq!(
+            cmd(&[b"INCRBY", b"k", b"x"]),
+            Err("value is not an integer or out of range".into())
+        );
+        assert_eq!(
+            cmd(&[b"SET", b"k", b"v", b"EX", b"1"]),
+            Err("syntax error".into())
+        );
+        assert!(cmd(&[b"NOPE"])
+            .expect_err("unknown")
+            .starts_with("unknown command 'NOPE'"));
+        assert!(cmd(&[b"KEYS", b"user:*"]).expect("keys").contains("Scan"));
+        assert!(cmd(&[b"CONFIG", b"GET", b"save"])
+            .expect("config")
+            .contains("ConfigGet"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut r = Vec::new();
+            if let Ok(Some(_)) = parse_request(&bytes, 64, &mut r) {
+                let _ = to_command(&bytes, &r);
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Executes one command against the store and encodes its reply.
+
+use std::sync::atomic::Ordering;
+
+use super::clients::ClientInfo;
+use super::context::ServerContext;
+use super::stats::{CommandKind, Stats};
+use crate::protocol::{Command, ReplicateAction, ReplyBuf};
+use crate::store::{WriteOp, WriteResult};
+
+/// What the connection must do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Keep reading.
+    Continue,
+    /// Flush replies, then close the connection.
+    Close,
+    /// Run an anti-entropy round, then encode its outcome.
+    Sync {
+        /// Peer host.
+        host: &'a str,
+        /// Peer sync port.
+        port: u16,
+        /// Full exchange.
+        full: bool,
+    },
+}
+
+/// Per-connection state the dispatcher updates.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// A write was recorded since the last durable flush.
+    pub wrote: bool,
+}
+
+fn kind(cmd: &Command<'_>) -> CommandKind {
+    match cmd {
+        Command::Get(_) => CommandKind::Get,
+        Command::Set(..) => CommandKind::Set,
+        Command::Delete(_) => CommandKind::Delete,
+        Command::Increment(..) => CommandKind::Numeric,
+        Command::Append(..) | Command::Prepend(..) => CommandKind::String,
+        Command::MGet(_) | Command::MSet(_) => CommandKind::Bulk,
+        _ => CommandKind::Other,
+    }
+}
+
+/// Executes `cmd`, appending its reply to `out`.
+pub fn execute<'a>(
+    cmd: Command<'a>,
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+) -> Action<'a> {
+    ctx.stats.count(kind(&cmd));
+    let store = &ctx.store;
+    match cmd {
+        Command::Get(key) => store.get_with(key, |v| out.value(v)),
+        Command::Set(key, value) => write(ctx, session, out, WriteOp::Set { key, value }),
+        Command::Delete(keys) => {
+            let mut removed = 0;
+            for key in keys {
+                match store.apply_local(WriteOp::Delete { key }) {
+                    Ok((WriteResult::Deleted(true), changes)) => {
+                        removed += 1;
+                        publish(ctx, session, changes);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return error(ctx, out, &e.to_string()),
+                }
+            }
+            out.deleted(removed);
+        }
+        Command::Increment(key, delta) => {
+            write(ctx, session, out, WriteOp::Increment { key, delta })
+        }
+        Command::Append(key, suffix) => write(ctx, session, out, WriteOp::Append { key, suffix }),
+        Command::Prepend(key, prefix) => write(ctx, session, out, WriteOp::Prepend { key, prefix }),
+        Command::MGet(keys) => {
+            let items: Vec<(&[u8], Option<Vec<u8>>)> =
+                keys.iter().map(|k| (*k, store.get(k))).collect();
+            out.mget(&items);
+        }
+        Command::MSet(pairs) => write(ctx, session, out, WriteOp::MultiSet { pairs: &pairs }),
+        Command::Exists(keys) => {
+            out.exists(keys.iter().filter(|k| store.contains(k)).count() as u64)
+        }
+        Command::Scan(prefix) => out.keys(&store.scan(prefix)),
+        Command::DbSize => out.dbsize(store.len()),
+        Command::Ping(msg) => out.pong(msg),
+        Command::Echo(msg) => out.echo(msg),
+        Command::Version => match out.protocol() {
+            crate::protocol::Protocol::Text => {
+                out.status(&format!("VERSION {}", env!("CARGO_PKG_VERSION")))
+            }
+            crate::protocol::Protocol::Resp => {
+                out.bulk_or_line(env!("CARGO_PKG_VERSION").as_bytes())
+            }
+        },
+        Command::Info => out.block("INFO", &info_lines(ctx), None),
+        Command::Stats => out.block("STATS", &stats_lines(ctx), None),
+        Command::Memory => match out.protocol() {
+            crate::protocol::Protocol::Text => out.status(&format!("MEMORY {}", memory_bytes(ctx))),
+            crate::protocol::Protocol::Resp => out.integer(memory_bytes(ctx) as i64),
+        },
+        Command::ClientList => out.block("CLIENT LIST", &ctx.clients.list(), Some("END")),
+        Command::ClientSetName(name) => {
+            *client.name.lock() = String::from_utf8_lossy(name).replace(' ', "_");
+            out.ok();
+        }
+        Command::ClientGetName => {
+            let name = client.name.lock().clone();
+            if name.is_empty() {
+                out.nil()
+            } else {
+                out.bulk_or_line(name.as_bytes())
+            }
+        }
+        Command::ClientId => out.integer(client.id as i64),
+        Command::ClientNoop => out.ok(),
+        Command::Flush => match store.apply_local(WriteOp::Flush) {
+            Ok((_, changes)) => {
+                publish(ctx, session, changes);
+                out.ok();
+            }
+            Err(e) => return error(ctx, out, &e.to_string()),
+        },
+        Command::Hash(None) => {
+            let hex = root_hex(ctx);
+            match out.protocol() {
+                crate::protocol::Protocol::Text => out.status(&format!("HASH {hex}")),
+                crate::protocol::Protocol::Resp => out.bulk_or_line(hex.as_bytes()),
+            }
+        }
+        Command::Hash(Some(prefix)) => {
+            let hex = to_hex(&store.prefix_digest(prefix));
+            let p = String::from_utf8_lossy(prefix);
+            match out.protocol() {
+                crate::protocol::Protocol::Text => out.status(&format!("HASH {p} {hex}")),
+                crate::protocol::Protocol::Resp => out.bulk_or_line(hex.as_bytes()),
+            }
+        }
+        Command::Sync { host, port, full } => return Action::Sync { host, port, full },
+        Command::Replicate(action) => replicate(ctx, out, action),
+        Command::Shutdown => {
+            out.ok();
+            ctx.request_shutdown();
+            return Action::Close;
+        }
+        Command::Select(db) => {
+            if db == b"0" {
+                out.ok()
+            } else {
+                return error(ctx, out, "DB index is out of range");
+            }
+        }
+        Command::CommandInfo => out.string_array(&[]),
+        Command::ConfigGet(pattern) => {
+            let p = pattern.to_ascii_lowercase();
+            match p.as_slice() {
+                b"save" => out.string_array(&[b"save", b""]),
+                b"appendonly" => out.string_array(&[b"appendonly", b"no"]),
+                b"databases" => out.string_array(&[b"databases", b"1"]),
+                _ => out.string_array(&[]),
+            }
+        }
+        Command::Quit => {
+            out.ok();
+            return Action::Close;
+        }
+        Command::Hello => {
+            return error(
+                ctx,
+                out,
+                "unknown command 'HELLO', with args beginning with: ",
+            )
+        }
+    }
+    Action::Continue
+}
+
+fn write(ctx: &ServerContext, session: &mut Session, out: &mut ReplyBuf, op: WriteOp<'_>) {
+    match ctx.store.apply_local(op) {
+        Ok((result, changes)) => {
+            publish(ctx, session, changes);
+            match result {
+                WriteResult::Stored | WriteResult::Flushed(_) => out.ok(),
+                WriteResult::Deleted(d) => out.deleted(u64::from(d)),
+                WriteResult::Number(n) => out.number(n),
+                WriteResult::Value(v) => out.appended(&v),
+            }
+        }
+        Err(e) => {
+            error(ctx, out, &e.to_string());
+        }
+    }
+}
+
+fn publish(ctx: &ServerContext, session: &mut Session, changes: Vec<crate::store::Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    session.wrote = true;
+    if let Some(sink) = &ctx.hooks.changes {
+        sink.submit(changes);
+    }
+}
+
+/// Encodes an error reply and counts it.
+pub fn error(ctx: &ServerContext, out: &mut ReplyBuf, msg: &str) -> Action<'static> {
+    ctx.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    out.error(msg);
+    Action::Continue
+}
+
+fn replicate(ctx: &ServerContext, out: &mut ReplyBuf, action: ReplicateAction) {
+    let Some(control) = &ctx.hooks.replication else {
+        match action {
+            ReplicateAction::Status => out.status("REPLICATION disabled"),
+            _ => {
+                error(
+                    ctx,
+                    out,
+                    "replication unavailable: no MQTT broker configured ([mqtt] broker_address)",
+                );
+            }
+        }
+        return;
+    };
+    match action {
+        ReplicateAction::Enable => match control.enable() {
+            Ok(()) => out.ok(),
+            Err(e) => {
+                error(ctx, out, &e);
+            }
+        },
+        ReplicateAction::Disable => {
+            control.disable();
+            out.ok();
+        }
+        ReplicateAction::Status => out.status(&control.status()),
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The 64-hex-digit form of the Merkle root shown by `HASH`: SHA-256 over
+/// the tree shape, the root sum and the entry count, so equal roots give
+/// equal strings on every node.
+pub fn root_hex(ctx: &ServerContext) -> String {
+    use sha2::{Digest, Sha256};
+    let store = &ctx.store;
+    let root = store.root();
+    let shape = store.shape();
+    let mut h = Sha256::new();
+    h.update(shape.fanout.to_le_bytes());
+    h.update(shape.depth.to_le_bytes());
+    h.update(root.hash_bytes());
+    h.update(root.count.to_le_bytes());
+    to_hex(&h.finalize())
+}
+
+fn human_uptime(secs: u64) -> String {
+    format!(
+        "{}d {}h {}m {}s",
+        secs / 86_400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn memory_bytes(ctx: &ServerContext) -> u64 {
+    resident_set_bytes().unwrap_or_else(|| ctx.store.memory_used())
+}
+
+/// Resident set size of this process (Linux), in bytes.
+pub fn resident_set_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn info_lines(ctx: &ServerContext) -> Vec<String> {
+    let up = ctx.started.elapsed().as_secs();
+    let store = &ctx.store;
+    let replication = ctx
+        .hooks
+        .replication
+        .as_ref()
+        .map_or_else(|| "REPLICATION disabled".to_string(), |r| r.status());
+    vec![
+        format!("version:{}", env!("CARGO_PKG_VERSION")),
+        format!("node_id:{}", ctx.facts.node_id),
+        format!("uptime_seconds:{up}"),
+        format!("uptime:{}", human_uptime(up)),
+        format!("server_time_unix:{}", crate::clock::wall_clock_ms() / 1000),
+        format!("db_keys:{}", store.len()),
+        format!("db_entries:{}", store.entry_count()),
+        format!(
+            "tombstones:{}",
+            store.entry_count().saturating_sub(store.len())
+        ),
+        format!("memory_used_bytes:{}", store.memory_used()),
+        format!("merkle_root:{}", root_hex(ctx)),
+        format!(
+            "tree_shape:{}x{}",
+            store.shape().fanout,
+            store.shape().depth
+        ),
+        format!("client_addr:{}", ctx.facts.client_addr),
+        format!("sync_addr:{}", ctx.facts.sync_addr),
+        format!("data_dir:{}", ctx.facts.data_dir),
+        format!(
+            "connected_clients:{}",
+            Stats::get(&ctx.stats.active_connections)
+        ),
+        format!("replication:{replication}"),
+        format!("hlc:{}", store.clock().peek()),
+        format!("clock_skew_rejections:{}", store.clock().skew_rejections()),
+    ]
+}
+
+fn stats_lines(ctx: &ServerContext) -> Vec<String> {
+    let s = &ctx.stats;
+    let up = ctx.started.elapsed().as_secs();
+    vec![
+        format!("uptime_seconds:{up}"),
+        format!("uptime:{}", human_uptime(up)),
+        format!("total_connections:{}", Stats::get(&s.total_connections)),
+        format!("active_connections:{}", Stats::get(&s.active_connections)),
+        format!(
+            "rejected_connections:{}",
+            Stats::get(&s.rejected_connections)
+        ),
+        format!("total_commands:{}", Stats::get(&s.total_commands)),
+        format!("get_commands:{}", Stats::get(&s.get_commands)),
+        format!("set_commands:{}", Stats::get(&s.set_commands)),
+        format!("delete_commands:{}", Stats::get(&s.delete_commands)),
+        format!("numeric_commands:{}", Stats::get(&s.numeric_commands)),
+        format!("string_commands:{}", Stats::get(&s.string_commands)),
+        format!("bulk_commands:{}", Stats::get(&s.bulk_commands)),
+        format!("error_replies:{}", Stats::get(&s.error_replies)),
+    ]
+}

@@ -1,0 +1,14 @@
+//! The client server: listener, connections, command dispatch, and the
+//! hooks through which replication, anti-entropy and durability plug in.
+
+pub mod clients;
+pub mod connection;
+pub mod context;
+pub mod dispatch;
+pub mod listener;
+pub mod stats;
+
+pub use context::{
+    ChangeSink, Durability, Hooks, Limits, ReplicationControl, ServerContext, SyncRunner,
+};
+pub use listener::ClientListener;

@@ -1,0 +1,71 @@
+//! Command and connection counters (STATS, INFO and /metrics read them).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Server-wide counters; all relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+    /// Connections open now.
+    pub active_connections: AtomicU64,
+    /// Connections refused by `max_connections`.
+    pub rejected_connections: AtomicU64,
+    /// Commands executed (including failed ones).
+    pub total_commands: AtomicU64,
+    /// GET-like reads.
+    pub get_commands: AtomicU64,
+    /// SET-like writes.
+    pub set_commands: AtomicU64,
+    /// DEL commands.
+    pub delete_commands: AtomicU64,
+    /// INC/DEC commands.
+    pub numeric_commands: AtomicU64,
+    /// APPEND/PREPEND commands.
+    pub string_commands: AtomicU64,
+    /// MGET/MSET commands.
+    pub bulk_commands: AtomicU64,
+    /// Replies that were errors.
+    pub error_replies: AtomicU64,
+}
+
+/// Which counter a command bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    /// GET.
+    Get,
+    /// SET.
+    Set,
+    /// DEL.
+    Delete,
+    /// INC/DEC.
+    Numeric,
+    /// APPEND/PREPEND.
+    String,
+    /// MGET/MSET.
+    Bulk,
+    /// Everything else.
+    Other,
+}
+
+impl Stats {
+    /// Counts one executed command.
+    pub fn count(&self, kind: CommandKind) {
+        self.total_commands.fetch_add(1, Ordering::Relaxed);
+        let c = match kind {
+            CommandKind::Get => &self.get_commands,
+            CommandKind::Set => &self.set_commands,
+            CommandKind::Delete => &self.delete_commands,
+            CommandKind::Numeric => &self.numeric_commands,
+            CommandKind::String => &self.string_commands,
+            CommandKind::Bulk => &self.bulk_commands,
+            CommandKind::Other => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,498 @@
+//! The store: the single owner of a node's state.
+//!
+//! Entries live in hash-sharded maps behind per-shard locks (shard = top bits
+//! of the key's stable hash, so a Merkle leaf never spans two shards). Every
+//! mutation goes through [`Store::apply_local`] (a client write: stamps a new
+//! version, returns the result and the changes to replicate) or
+//! [`Store::merge`] (a remote entry: last-writer-wins, idempotent). Each
+//! mutation updates the Merkle index and the durable log while the key's
+//! shard lock is held, so per key the index and the log see writes in
+//! version order.
+
+mod entry;
+mod error;
+pub mod merkle;
+mod ops;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use entry::{entry_digest, key_hash, node_number, Entry, Version};
+pub use error::StoreError;
+pub use merkle::{MerkleIndex, Summary, TreeShape};
+pub use ops::{WriteOp, WriteResult};
+
+use crate::clock::{self, HybridClock};
+
+/// Bytes of bookkeeping counted per entry on top of key and value length
+/// when enforcing `memory_limit_mb` (map slot, version, digest, allocator).
+pub const ENTRY_OVERHEAD_BYTES: u64 = 96;
+
+/// A state change to replicate: the key and its new entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The key written.
+    pub key: Box<[u8]>,
+    /// Its new state (value or tombstone) and version.
+    pub entry: Entry,
+}
+
+/// A durable home for entries, written under the key's shard lock.
+pub trait EntryLog: Send + Sync + 'static {
+    /// Records `key`'s new entry (value or tombstone).
+    fn record(&self, key: &[u8], entry: &Entry) -> Result<(), StoreError>;
+    /// Forgets `key` entirely (a garbage-collected tombstone, or a flush).
+    fn forget(&self, key: &[u8]) -> Result<(), StoreError>;
+}
+
+/// How a store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The configured node id; versions carry its [`node_number`].
+    pub node_id: String,
+    /// Shape of the Merkle index.
+    pub shape: TreeShape,
+    /// How far ahead of the wall clock a remote version may drag the HLC.
+    pub max_clock_skew_ms: u64,
+    /// Refuse writes beyond this many bytes (0 = unlimited).
+    pub memory_limit_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            node_id: "node1".into(),
+            shape: TreeShape::DEFAULT,
+            max_clock_skew_ms: 60_000,
+            memory_limit_bytes: 0,
+        }
+    }
+}
+
+/// Internal slot: the entry and its cached digest.
+#[derive(Debug, Clone)]
+struct Slot {
+    entry: Entry,
+    digest: u128,
+}
+
+type Map = HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>;
+
+/// A key's location: its hash, leaf and shard.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    leaf: u64,
+    shard: usize,
+}
+
+/// The key-value store with its Merkle index and clock.
+pub struct Store {
+    shards: Box<[RwLock<Map>]>,
+    shard_bits: u32,
+    index: MerkleIndex,
+    clock: HybridClock,
+    node_id: String,
+    node: u64,
+    live_keys: AtomicU64,
+    memory_used: AtomicU64,
+    memory_limit: u64,
+    log: RwLock<Option<Arc<dyn EntryLog>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("node_id", &self.node_id)
+            .field("keys", &self.len())
+            .field("root", &self.root())
+            .finish()
+    }
+}
+
+/// Result of [`Store::merge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The remote entry was newer and replaced ours (or was new).
+    Applied,
+    /// We already had this version or a newer one.
+    Stale,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(options: StoreOptions) -> Result<Self, StoreError> {
+        let index = MerkleIndex::new(options.shape)?;
+        let shard_bits = index.shape().leaf_bits().min(8);
+        let shards = (0..1usize << shard_bits)
+            .map(|_| RwLock::new(Map::default()))
+            .collect();
+        Ok(Self {
+            shards,
+            shard_bits,
+            index,
+            clock: HybridClock::new(options.max_clock_skew_ms),
+            node: node_number(&options.node_id),
+            node_id: options.node_id,
+            live_keys: AtomicU64::new(0),
+            memory_used: AtomicU64::new(0),
+            memory_limit: options.memory_limit_bytes,
+            log: RwLock::new(None),
+        })
+    }
+
+    /// Attaches the durable log every later mutation is recorded in.
+    pub fn attach_log(&self, log: Arc<dyn EntryLog>) {
+        *self.log.write() = Some(log);
+    }
+
+    fn locate(&self, key: &[u8]) -> Location {
+        let hash = key_hash(key);
+        Location {
+            leaf: self.index.shape().leaf_of(hash),
+            shard: (hash >> (64 - self.shard_bits)) as usize,
+        }
+    }
+
+    fn shard_of_leaf(&self, leaf: u64) -> usize {
+        (leaf >> (self.index.shape().leaf_bits() - self.shard_bits)) as usize
+    }
+
+    /// The configured node id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The numeric node id carried in this node's versions.
+    pub fn node_number(&self) -> u64 {
+        self.node
+    }
+
+    /// The node's hybrid logical clock.
+    pub fn clock(&self) -> &HybridClock {
+        &self.clock
+    }
+
+    /// Number of live (non-tombstone) keys.
+    pub fn len(&self) -> u64 {
+        self.live_keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether there are no live keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes held by entries (keys, values, bookkeeping).
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used.load(Ordering::Relaxed)
+    }
+
+    /// Number of entries including tombstones.
+    pub fn entry_count(&self) -> u64 {
+        self.index.root().count
+    }
+
+    /// Calls `f` with the live value of `key` (or `None`) under the shard's
+    /// read lock, without copying the value.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let loc = self.locate(key);
+        let shard = self.shards[loc.shard].read();
+        f(shard.get(key).and_then(|s| s.entry.value.as_deref()))
+    }
+
+    /// A copy of the live value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |v| v.map(<[u8]>::to_vec))
+    }
+
+    /// Whether `key` has a live value.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get_with(key, |v| v.is_some())
+    }
+
+    /// The stored entry for `key`, tombstones included.
+    pub fn entry(&self, key: &[u8]) -> Option<Entry> {
+        let loc = self.locate(key);
+        self.shards[loc.shard]
+            .read()
+            .get(key)
+            .map(|s| s.entry.clone())
+    }
+
+    /// Live keys starting with `prefix`, sorted bytewise.
+    pub fn scan(&self, prefix: &[u8]) -> Vec<Box<[u8]>> {
+        let mut keys: Vec<Box<[u8]>> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(k, s)| !s.entry.is_tombstone() && k.starts_with(prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// A digest of the live and deleted entries whose keys start with
+    /// `prefix`: SHA-256 over their (key, version, value) in key order.
+    pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut entries: Vec<(Box<[u8]>, u128)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, s)| (k.clone(), s.digest))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut hasher = Sha256::new();
+        for (_, digest) in entries {
+            hasher.update(digest.to_le_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    // ----- Merkle index access (anti-entropy) -------------------------------
+
+    /// The tree shape.
+    pub fn shape(&self) -> TreeShape {
+        self.index.shape()
+    }
+
+    /// The root summary.
+    pub fn root(&self) -> Summary {
+        self.index.root()
+    }
+
+    /// The Merkle index (read-only view).
+    pub fn index(&self) -> &MerkleIndex {
+        &self.index
+    }
+
+    /// The leaf a key belongs to.
+    pub fn leaf_of_key(&self, key: &[u8]) -> u64 {
+        self.locate(key).leaf
+    }
+
+    /// Every entry (tombstones included) in `leaf`, sorted by key.
+    pub fn leaf_entries(&self, leaf: u64) -> Vec<(Box<[u8]>, Entry)> {
+        let shape = self.index.shape();
+        let shard = self.shards[self.shard_of_leaf(leaf)].read();
+        let mut out: Vec<(Box<[u8]>, Entry)> = shard
+            .iter()
+            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
+            .map(|(k, s)| (k.clone(), s.entry.clone()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Versions (no values) of every entry in `leaf`, sorted by key:
+    /// `(key, version, is_tombstone)`.
+    pub fn leaf_versions(&self, leaf: u64) -> Vec<(Box<[u8]>, Version, bool)> {
+        let shape = self.index.shape();
+        let shard = self.shards[self.shard_of_leaf(leaf)].read();
+        let mut out: Vec<(Box<[u8]>, Version, bool)> = shard
+            .iter()
+            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
+            .map(|(k, s)| (k.clone(), s.entry.version, s.entry.is_tombstone()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Number of lock shards (full-state exchange pages through them).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every entry of lock shard `shard` with a key after `after` (all when
+    /// `None`), sorted by key, stopping once `max_bytes` of keys and values
+    /// are collected (at least one entry is returned when any remain).
+    pub fn shard_entries_after(
+        &self,
+        shard: usize,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Vec<(Box<[u8]>, Entry)> {
+        let Some(lock) = self.shards.get(shard) else {
+            return Vec::new();
+        };
+        let map = lock.read();
+        let mut keys: Vec<&Box<[u8]>> = map
+            .keys()
+            .filter(|k| after.is_none_or(|a| k.as_ref() > a))
+            .collect();
+        keys.sort_unstable();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for k in keys {
+            if !out.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            if let Some(slot) = map.get(k) {
+                bytes += k.len() + slot.entry.value.as_ref().map_or(0, |v| v.len()) + 32;
+                out.push((k.clone(), slot.entry.clone()));
+            }
+        }
+        out
+    }
+
+    // ----- Mutations ---------------------------------------------------------
+
+    /// Applies a client write: stamps new versions, updates state, and
+    /// returns the result plus the changes to replicate.
+    pub fn apply_local(&self, op: WriteOp<'_>) -> Result<(WriteResult, Vec<Change>), StoreError> {
+        ops::apply(self, op)
+    }
+
+    /// Merges a remote entry by last-writer-wins. Idempotent; the same set of
+    /// merges in any order leaves every replica in the same state.
+    pub fn merge(&self, key: &[u8], entry: Entry) -> Result<MergeOutcome, StoreError> {
+        self.clock.observe(entry.version.hlc);
+        let loc = self.locate(key);
+        let mut shard = self.shards[loc.shard].write();
+        if let Some(slot) = shard.get(key) {
+            if slot.entry.version >= entry.version {
+                return Ok(MergeOutcome::Stale);
+            }
+        }
+        self.write_slot(&mut shard, loc, key, entry, true)?;
+        Ok(MergeOutcome::Applied)
+    }
+
+    /// Loads an entry recovered from disk: like [`Store::merge`] but not
+    /// written back to the log and not subject to the memory limit.
+    pub fn restore(&self, key: &[u8], entry: Entry) {
+        self.clock.restore(entry.version.hlc);
+        let loc = self.locate(key);
+        let mut shard = self.shards[loc.shard].write();
+        if shard
+            .get(key)
+            .is_some_and(|s| s.entry.version >= entry.version)
+        {
+            return;
+        }
+        // Cannot fail: no log is consulted and no memory limit applies.
+        let _ = self.write_slot_inner(&mut shard, loc, key, entry, false, false);
+    }
+
+    /// Removes tombstones whose version is older than `grace_ms` before
+    /// `now_ms`. Returns how many were removed.
+    pub fn gc_tombstones(&self, now_ms: u64, grace_ms: u64) -> Result<usize, StoreError> {
+        let cutoff = clock::from_physical_ms(now_ms.saturating_sub(grace_ms));
+        let log = self.log.read().clone();
+        let shape = self.index.shape();
+        let mut removed = 0;
+        for lock in self.shards.iter() {
+            let mut map = lock.write();
+            let expired: Vec<Box<[u8]>> = map
+                .iter()
+                .filter(|(_, s)| s.entry.is_tombstone() && s.entry.version.hlc < cutoff)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in expired {
+                if let Some(log) = &log {
+                    log.forget(&key)?;
+                }
+                if let Some(slot) = map.remove(&key) {
+                    self.index
+                        .remove(shape.leaf_of(key_hash(&key)), slot.digest);
+                    self.memory_used
+                        .fetch_sub(cost(&key, None), Ordering::Relaxed);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes `entry` for `key` (the caller holds the shard lock and has
+    /// decided the entry wins).
+    fn write_slot(
+        &self,
+        shard: &mut Map,
+        loc: Location,
+        key: &[u8],
+        entry: Entry,
+        enforce_limit: bool,
+    ) -> Result<(), StoreError> {
+        self.write_slot_inner(shard, loc, key, entry, enforce_limit, true)
+    }
+
+    fn write_slot_inner(
+        &self,
+        shard: &mut Map,
+        loc: Location,
+        key: &[u8],
+        entry: Entry,
+        enforce_limit: bool,
+        log_it: bool,
+    ) -> Result<(), StoreError> {
+        let new_cost = cost(key, entry.value.as_deref());
+        let old = shard.get(key);
+        let old_cost = old.map_or(0, |s| cost(key, s.entry.value.as_deref()));
+        if enforce_limit
+            && self.memory_limit > 0
+            && new_cost > old_cost
+            && !entry.is_tombstone()
+            && self.memory_used() + (new_cost - old_cost) > self.memory_limit
+        {
+            return Err(StoreError::StorageFull);
+        }
+        if log_it {
+            if let Some(log) = self.log.read().as_ref() {
+                log.record(key, &entry)?;
+            }
+        }
+        let digest = entry_digest(key, entry.version, entry.value.as_deref());
+        let was_live = old.is_some_and(|s| !s.entry.is_tombstone());
+        let is_live = !entry.is_tombstone();
+        match shard.get_mut(key) {
+            Some(slot) => {
+                self.index.replace(loc.leaf, slot.digest, digest);
+                *slot = Slot { entry, digest };
+            }
+            None => {
+                self.index.insert(loc.leaf, digest);
+                shard.insert(key.into(), Slot { entry, digest });
+            }
+        }
+        if new_cost >= old_cost {
+            self.memory_used
+                .fetch_add(new_cost - old_cost, Ordering::Relaxed);
+        } else {
+            self.memory_used
+                .fetch_sub(old_cost - new_cost, Ordering::Relaxed);
+        }
+        match (was_live, is_live) {
+            (false, true) => {
+                self.live_keys.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.live_keys.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn cost(key: &[u8], value: Option<&[u8]>) -> u64 {
+    (key.len() + value.map_or(0, <[u8]>::len)) as u64 + ENTRY_OVERHEAD_BYTES
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! Client writes: each stamps a fresh version under the key's shard lock, so
+//! read-modify-write commands (INC, APPEND, …) are atomic per key.
+
+use super::{Change, Entry, Location, Map, Store, StoreError, Version};
+
+/// A client write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp<'a> {
+    /// Store a value.
+    Set {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: &'a [u8],
+    },
+    /// Delete a key (writes a tombstone when it is live).
+    Delete {
+        /// Key.
+        key: &'a [u8],
+    },
+    /// Add `delta` to the decimal integer stored at `key` (missing = 0).
+    Increment {
+        /// Key.
+        key: &'a [u8],
+        /// Amount (negative to decrement).
+        delta: i64,
+    },
+    /// Append `suffix` to the value (missing = empty).
+    Append {
+        /// Key.
+        key: &'a [u8],
+        /// Bytes to add at the end.
+        suffix: &'a [u8],
+    },
+    /// Prepend `prefix` to the value (missing = empty).
+    Prepend {
+        /// Key.
+        key: &'a [u8],
+        /// Bytes to add at the front.
+        prefix: &'a [u8],
+    },
+    /// Set several keys (each key individually versioned).
+    MultiSet {
+        /// Key-value pairs, in order.
+        pairs: &'a [(&'a [u8], &'a [u8])],
+    },
+    /// Delete every live key (replicated as tombstones).
+    Flush,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    /// Stored.
+    Stored,
+    /// Delete outcome: whether a live value was removed.
+    Deleted(bool),
+    /// The new integer after INC/DEC.
+    Number(i64),
+    /// The new value after APPEND/PREPEND.
+    Value(Box<[u8]>),
+    /// How many keys a FLUSH removed.
+    Flushed(u64),
+}
+
+pub(super) fn apply(
+    store: &Store,
+    op: WriteOp<'_>,
+) -> Result<(WriteResult, Vec<Change>), StoreError> {
+    match op {
+        WriteOp::Set { key, value } => {
+            let change = store.write_local(key, |_| Ok(Some(value.into())))?;
+            Ok((WriteResult::Stored, vec![change]))
+        }
+        WriteOp::Delete { key } => {
+            let loc = store.locate(key);
+            let mut shard = store.shards[loc.shard].write();
+            let live = shard.get(key).is_some_and(|s| !s.entry.is_tombstone());
+            if !live {
+                return Ok((WriteResult::Deleted(false), Vec::new()));
+            }
+            let change = store.stamp_and_write(&mut shard, loc, key, None)?;
+            Ok((WriteResult::Deleted(true), vec![change]))
+        }
+        WriteOp::Increment { key, delta } => {
+            let mut result = 0i64;
+            let change = store.write_local(key, |old| {
+                let current = match old {
+                    None => 0,
+                    Some(bytes) => parse_i64(bytes).ok_or_else(|| StoreError::NotANumber {
+                        key: String::from_utf8_lossy(key).into_owned(),
+                    })?,
+                };
+                result = current.checked_add(delta).ok_or(StoreError::Overflow)?;
+                Ok(Some(result.to_string().into_bytes().into_boxed_slice()))
+            })?;
+            Ok((WriteResult::Number(result), vec![change]))
+        }
+        WriteOp::Append { key, suffix } => {
+            let change = store.write_local(key, |old| {
+                let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
+                v.extend_from_slice(suffix);
+                Ok(Some(v.into_boxed_slice()))
+            })?;
+            let value = change.entry.value.clone().unwrap_or_default();
+            Ok((WriteResult::Value(value), vec![change]))
+        }
+        WriteOp::Prepend { key, prefix } => {
+            let change = store.write_local(key, |old| {
+                let mut v = prefix.to_vec();
+                v.extend_from_slice(old.unwrap_or_default());
+                Ok(Some(v.into_boxed_slice()))
+            })?;
+            let value = change.entry.value.clone().unwrap_or_default();
+            Ok((WriteResult::Value(value), vec![change]))
+        }
+        WriteOp::MultiSet { pairs } => {
+            let mut changes = Vec::with_capacity(pairs.len());
+            for (key, value) in pairs {
+                changes.push(store.write_local(key, |_| Ok(Some((*value).into())))?);
+            }
+            Ok((WriteResult::Stored, changes))
+        }
+        WriteOp::Flush => {
+            let mut changes = Vec::new();
+            for shard_index in 0..store.shards.len() {
+                let mut shard = store.shards[shard_index].write();
+                let live: Vec<Box<[u8]>> = shard
+                    .iter()
+                    .filter(|(_, s)| !s.entry.is_tombstone())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in live {
+                    let loc = store.locate(&key);
+                    changes.push(store.stamp_and_write(&mut shard, loc, &key, None)?);
+                }
+            }
+            let n = changes.len() as u64;
+            Ok((WriteResult::Flushed(n), changes))
+        }
+    }
+}
+
+/// Parses a stored value as a decimal i64 (optional sign, no spaces).
+fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+impl Store {
+    /// Read-modify-write of one key under its shard lock: `compute` sees the
+    /// live value (or `None`) and returns the new value (or `None` for a
+    /// tombstone).
+    fn write_local(
+        &self,
+        key: &[u8],
+        compute: impl FnOnce(Option<&[u8]>) -> Result<Option<Box<[u8]>>, StoreError>,
+    ) -> Result<Change, StoreError> {
+        let loc = self.locate(key);
+        let mut shard = self.shards[loc.shard].write();
+        let new_value = compute(shard.get(key).and_then(|s| s.entry.value.as_deref()))?;
+        self.stamp_and_write(&mut shard, loc, key, new_value)
+    }
+
+    /// Stamps a version newer than the key's current one and writes it.
+    fn stamp_and_write(
+        &self,
+        shard: &mut Map,
+        loc: Location,
+        key: &[u8],
+        value: Option<Box<[u8]>>,
+    ) -> Result<Change, StoreError> {
+        let floor = shard.get(key).map_or(0, |s| s.entry.version.hlc);
+        let version = Version::new(self.clock.next_after(floor), self.node);
+        let entry = Entry { version, value };
+        self.write_slot(shard, loc, key, entry.clone(), true)?;
+        Ok(Change {
+            key: key.into(),
+            entry,
+        })
+    }
+}
