@@ -18,6 +18,7 @@ pub mod proto {
 }
 pub mod clock;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod server;

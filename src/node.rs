@@ -1,11 +1,15 @@
 //! Wires the parts of a node together and runs it until shutdown.
 //!
-//! Start-up order: store (and its durable log), client listener, sync
-//! service, replication, metrics; then one `ready` line. Shutdown (signal or
-//! `SHUTDOWN`): stop accepting, let connections finish their in-flight
-//! commands, stop the background tasks, flush storage, return.
+//! Start-up: the store, then each subsystem attaches itself to
+//! [`NodeParts`] (durable storage, anti-entropy, replication, metrics),
+//! then the client listener starts and one `ready` line is printed.
+//! Shutdown (signal or `SHUTDOWN`): stop accepting, let connections finish
+//! their in-flight commands, run the subsystems' stop steps in reverse
+//! order (replication, sync, storage flush), return.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +27,45 @@ use crate::store::{Store, StoreOptions, TreeShape};
 /// How long open connections get to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A step run at shutdown, after client connections have drained.
+pub type StopStep = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Everything a subsystem needs at start-up, and where it registers itself.
+pub struct NodeParts {
+    /// The loaded configuration.
+    pub config: Config,
+    /// The store.
+    pub store: Arc<Store>,
+    /// Hooks into the command path (durability, sync, replication).
+    pub hooks: Hooks,
+    /// Server counters.
+    pub stats: Arc<Stats>,
+    /// Facts shown by INFO (subsystems fill in their addresses).
+    pub facts: NodeFacts,
+    /// Flips to `true` when shutdown begins; subscribe to stop tasks.
+    pub shutdown: watch::Sender<bool>,
+    /// Long-running tasks (aborted after the stop steps ran).
+    pub background: Vec<JoinHandle<()>>,
+    /// Stop steps, run in reverse registration order.
+    pub stop_steps: Vec<StopStep>,
+    /// Prometheus metrics registered by subsystems.
+    pub registry: prometheus_client::registry::Registry,
+    /// Notified to run an anti-entropy round with every peer now (e.g.
+    /// after an MQTT reconnect).
+    pub sync_trigger: Arc<tokio::sync::Notify>,
+    /// Sync addresses (`host:port`) of peers learned at run time (MQTT
+    /// presence), in addition to `anti_entropy.peer_list`.
+    pub discovered_peers: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
+}
+
 /// A started node.
 pub struct RunningNode {
-    /// Where clients connect (the bound address, useful with port 0).
+    /// Where clients connect.
     pub client_addr: SocketAddr,
     ctx: Arc<ServerContext>,
     listener: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
+    stop_steps: Vec<StopStep>,
 }
 
 impl RunningNode {
@@ -44,8 +80,11 @@ impl RunningNode {
     }
 
     /// Waits until shutdown was requested and everything has stopped.
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(mut self) -> anyhow::Result<()> {
         let _ = self.listener.await;
+        while let Some(step) = self.stop_steps.pop() {
+            step().await;
+        }
         for task in &self.background {
             task.abort();
         }
@@ -71,12 +110,11 @@ pub fn build_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
-/// Starts a node: binds its listeners and spawns its tasks.
+/// Starts a node: attaches its subsystems, binds the client listener.
 pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     let started = Instant::now();
     let store = build_store(&config)?;
-    let hooks = Hooks::default();
-
+    let (shutdown, _) = watch::channel(false);
     let client_listener = TcpListener::bind(config.client_listen_addr())
         .await
         .with_context(|| {
@@ -86,48 +124,65 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             )
         })?;
     let client_addr = client_listener.local_addr()?;
-
-    let (shutdown, _) = watch::channel(false);
-    let ctx = Arc::new(ServerContext {
-        store,
-        stats: Arc::new(Stats::default()),
-        clients: Default::default(),
-        limits: Limits {
-            max_line_bytes: config.network.max_line_bytes,
-            max_connections: config.network.max_connections,
-            idle_timeout: (config.network.idle_timeout_seconds > 0)
-                .then(|| Duration::from_secs(config.network.idle_timeout_seconds)),
-        },
-        hooks,
+    let mut parts = NodeParts {
         facts: NodeFacts {
             node_id: config.node_id.clone(),
             client_addr: client_addr.to_string(),
-            sync_addr: String::new(),
+            sync_addr: "disabled".into(),
             data_dir: "in-memory".into(),
         },
-        started,
+        config,
+        store,
+        hooks: Hooks::default(),
+        stats: Arc::new(Stats::default()),
         shutdown,
+        background: Vec::new(),
+        stop_steps: Vec::new(),
+        registry: prometheus_client::registry::Registry::with_prefix("merklekv"),
+        sync_trigger: Arc::new(tokio::sync::Notify::new()),
+        discovered_peers: Default::default(),
+    };
+
+    // Subsystems attach here, in dependency order (one line each):
+    // durable storage → anti-entropy → replication; metrics stays last.
+    crate::metrics::attach(&mut parts).await?;
+
+    let ctx = Arc::new(ServerContext {
+        store: parts.store.clone(),
+        stats: parts.stats.clone(),
+        clients: Default::default(),
+        limits: Limits {
+            max_line_bytes: parts.config.network.max_line_bytes,
+            max_connections: parts.config.network.max_connections,
+            idle_timeout: (parts.config.network.idle_timeout_seconds > 0)
+                .then(|| Duration::from_secs(parts.config.network.idle_timeout_seconds)),
+        },
+        hooks: parts.hooks,
+        facts: parts.facts,
+        started,
+        shutdown: parts.shutdown,
     });
-    let background = Vec::new();
 
     let listener =
         tokio::spawn(ClientListener::new(client_listener, ctx.clone()).run(DRAIN_TIMEOUT));
     tracing::info!(
-        node_id = %config.node_id,
+        node_id = %ctx.facts.node_id,
         client = %client_addr,
+        sync = %ctx.facts.sync_addr,
         data_dir = %ctx.facts.data_dir,
         "node ready"
     );
-    // A machine-readable line for scripts and tests (ports may be ephemeral).
+    // A machine-readable line for scripts and tests.
     println!(
-        "merklekv ready node_id={} client={}",
-        config.node_id, client_addr
+        "merklekv ready node_id={} client={} sync={}",
+        ctx.facts.node_id, client_addr, ctx.facts.sync_addr
     );
     Ok(RunningNode {
         client_addr,
         ctx,
         listener,
-        background,
+        background: parts.background,
+        stop_steps: parts.stop_steps,
     })
 }
 

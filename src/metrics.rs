@@ -1,0 +1,193 @@
+//! Prometheus metrics on `http://<bind_address>:<metrics_port>/metrics`.
+//!
+//! Subsystems register their own metrics in [`NodeParts::registry`] while
+//! they attach; this module adds the server and store figures (read from
+//! their counters at scrape time) and serves the registry.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::node::NodeParts;
+use crate::server::stats::Stats;
+use crate::store::Store;
+
+/// Server and store figures, read at scrape time.
+#[derive(Debug)]
+struct CoreCollector {
+    stats: Arc<Stats>,
+    store: Arc<Store>,
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(v);
+    let m = enc.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: i64,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(v);
+    let m = enc.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+impl Collector for CoreCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        let g = Stats::get;
+        counter(
+            &mut enc,
+            "connections",
+            "Client connections accepted",
+            g(&s.total_connections),
+        )?;
+        counter(
+            &mut enc,
+            "rejected_connections",
+            "Connections refused by max_connections",
+            g(&s.rejected_connections),
+        )?;
+        gauge(
+            &mut enc,
+            "active_connections",
+            "Client connections open now",
+            g(&s.active_connections) as i64,
+        )?;
+        counter(
+            &mut enc,
+            "commands",
+            "Commands executed",
+            g(&s.total_commands),
+        )?;
+        counter(&mut enc, "get_commands", "GET commands", g(&s.get_commands))?;
+        counter(&mut enc, "set_commands", "SET commands", g(&s.set_commands))?;
+        counter(
+            &mut enc,
+            "delete_commands",
+            "DEL commands",
+            g(&s.delete_commands),
+        )?;
+        counter(
+            &mut enc,
+            "numeric_commands",
+            "INC/DEC commands",
+            g(&s.numeric_commands),
+        )?;
+        counter(
+            &mut enc,
+            "string_commands",
+            "APPEND/PREPEND commands",
+            g(&s.string_commands),
+        )?;
+        counter(
+            &mut enc,
+            "bulk_commands",
+            "MGET/MSET commands",
+            g(&s.bulk_commands),
+        )?;
+        counter(
+            &mut enc,
+            "error_replies",
+            "Replies that were errors",
+            g(&s.error_replies),
+        )?;
+        let st = &self.store;
+        gauge(&mut enc, "keys", "Live keys", st.len() as i64)?;
+        gauge(
+            &mut enc,
+            "entries",
+            "Entries including tombstones",
+            st.entry_count() as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "memory_used_bytes",
+            "Approximate bytes held by entries",
+            st.memory_used() as i64,
+        )?;
+        counter(
+            &mut enc,
+            "clock_skew_rejections",
+            "Remote versions too far in the future to advance the clock",
+            st.clock().skew_rejections(),
+        )?;
+        if let Some(rss) = crate::server::dispatch::resident_set_bytes() {
+            gauge(
+                &mut enc,
+                "resident_memory_bytes",
+                "Resident set size of the process",
+                rss as i64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Registers the core collector and, unless `metrics_port = 0`, serves
+/// the registry. Call last, after every other subsystem registered.
+pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
+    let mut registry = std::mem::take(&mut parts.registry);
+    registry.register_collector(Box::new(CoreCollector {
+        stats: parts.stats.clone(),
+        store: parts.store.clone(),
+    }));
+    let Some(addr) = parts.config.metrics_listen_addr() else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (network.metrics_port)"))?;
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move { render(&registry) }
+        }),
+    );
+    let mut shutdown = parts.shutdown.subscribe();
+    parts.background.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "metrics endpoint stopped");
+        }
+    }));
+    tracing::info!(%addr, "metrics on /metrics");
+    Ok(())
+}
+
+fn render(registry: &Registry) -> impl axum::response::IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
+        Ok(()) => (
+            axum::http::StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            "metrics encoding failed".to_string(),
+        ),
+    }
+}
