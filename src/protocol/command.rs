@@ -32,8 +32,14 @@ pub enum Command<'a> {
     MSet(Vec<(&'a [u8], &'a [u8])>),
     /// `EXISTS k1 …`
     Exists(Vec<&'a [u8]>),
-    /// `SCAN [prefix]` (RESP: `KEYS pattern` with a trailing `*`).
+    /// Text `SCAN [prefix]`: every key with the prefix, sorted.
     Scan(&'a [u8]),
+    /// RESP `KEYS pattern` (Redis glob).
+    Keys(&'a [u8]),
+    /// RESP `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: answered in one
+    /// page (cursor `0`) with every key matching `pattern`; `None` when a
+    /// `TYPE` other than `string` was asked for (nothing matches).
+    ScanCursor(Option<&'a [u8]>),
     /// `DBSIZE`
     DbSize,
     /// `PING [msg]`
@@ -83,8 +89,33 @@ pub enum Command<'a> {
     ConfigGet(&'a [u8]),
     /// `QUIT`
     Quit,
-    /// `HELLO` (RESP3 negotiation: refused, clients fall back to RESP2).
-    Hello,
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches the
+    /// connection between RESP2 and RESP3.
+    Hello {
+        /// Requested protocol version (`None`: keep the current one).
+        protover: Option<&'a [u8]>,
+        /// `SETNAME` argument.
+        name: Option<&'a [u8]>,
+    },
+    /// `AUTH …` (no passwords exist: answered with Redis' error).
+    Auth,
+    /// `MULTI`: start queuing commands.
+    Multi,
+    /// `EXEC`: run the queued commands.
+    Exec,
+    /// `DISCARD`: drop the queued commands.
+    Discard,
+}
+
+impl Command<'_> {
+    /// Whether the command runs at once inside `MULTI` instead of being
+    /// queued (as in Redis: `MULTI`, `EXEC`, `DISCARD`, `QUIT`).
+    pub fn bypasses_transaction(&self) -> bool {
+        matches!(
+            self,
+            Command::Multi | Command::Exec | Command::Discard | Command::Quit
+        )
+    }
 }
 
 /// Why a request could not be parsed; `Display` is the message clients see
@@ -124,10 +155,14 @@ pub enum CommandError {
     /// RESP: an option this server does not support (Redis wording).
     #[error("syntax error")]
     Syntax,
-    /// RESP: unknown command (Redis wording).
-    #[error("unknown command '{0}', with args beginning with: ")]
+    /// RESP: unknown command; the text is Redis' full message
+    /// (`unknown command 'x', with args beginning with: 'a' 'b' `).
+    #[error("{0}")]
     UnknownResp(String),
     /// RESP: only database 0 exists.
     #[error("DB index is out of range")]
     DbIndex,
+    /// RESP: a `SCAN` cursor that is not an unsigned integer (Redis wording).
+    #[error("invalid cursor")]
+    InvalidCursor,
 }

@@ -2,9 +2,10 @@
 //! both parsed into one borrowed [`Command`], answered through [`ReplyBuf`].
 
 pub mod command;
+pub mod glob;
 pub mod reply;
 pub mod resp;
 pub mod text;
 
 pub use command::{Command, CommandError, ReplicateAction};
-pub use reply::{Protocol, ReplyBuf};
+pub use reply::{PairValue, Protocol, ReplyBuf};

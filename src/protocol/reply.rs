@@ -5,7 +5,8 @@
 
 use std::io::Write as _;
 
-/// Which protocol a connection speaks (decided by its first byte).
+/// Which protocol a connection speaks (decided by its first byte; a RESP
+/// connection switches to RESP3 reply types with `HELLO 3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// MerkleKV text protocol.
@@ -14,10 +15,23 @@ pub enum Protocol {
     Resp,
 }
 
+/// A value in [`ReplyBuf::pairs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairValue<'a> {
+    /// A bulk string.
+    Bulk(&'a [u8]),
+    /// An integer.
+    Int(i64),
+    /// An empty array (`modules` in `HELLO`).
+    EmptyArray,
+}
+
 /// An output buffer that encodes replies for one protocol.
 #[derive(Debug)]
 pub struct ReplyBuf {
     proto: Protocol,
+    /// RESP3 reply types (`_` nulls, `%` maps) after `HELLO 3`.
+    resp3: bool,
     buf: Vec<u8>,
 }
 
@@ -26,8 +40,20 @@ impl ReplyBuf {
     pub fn new(proto: Protocol) -> Self {
         Self {
             proto,
+            resp3: false,
             buf: Vec::with_capacity(4096),
         }
+    }
+
+    /// Switches a RESP connection between RESP2 (`false`) and RESP3 reply
+    /// types (`true`); no effect on the text protocol.
+    pub fn set_resp3(&mut self, on: bool) {
+        self.resp3 = on && self.proto == Protocol::Resp;
+    }
+
+    /// Whether RESP3 reply types are in use.
+    pub fn is_resp3(&self) -> bool {
+        self.resp3
     }
 
     /// The protocol in use.
@@ -79,6 +105,14 @@ impl ReplyBuf {
         let _ = write!(self.buf, "*{n}\r\n");
     }
 
+    /// The header of a RESP array of `n` replies that follow (`EXEC`); no
+    /// bytes on the text protocol.
+    pub fn array_start(&mut self, n: usize) {
+        if self.proto == Protocol::Resp {
+            self.array_header(n);
+        }
+    }
+
     /// `OK` / `+OK`.
     pub fn ok(&mut self) {
         match self.proto {
@@ -93,6 +127,7 @@ impl ReplyBuf {
             (Protocol::Text, Some(v)) => self.line(&[b"VALUE ", v]),
             (Protocol::Text, None) => self.line(&[b"NOT_FOUND"]),
             (Protocol::Resp, Some(v)) => self.bulk(v),
+            (Protocol::Resp, None) if self.resp3 => self.line(&[b"_"]),
             (Protocol::Resp, None) => self.line(&[b"$-1"]),
         }
     }
@@ -271,6 +306,51 @@ impl ReplyBuf {
         }
     }
 
+    /// Name/value pairs: a RESP3 map, a flat RESP2 array (`CONFIG GET`,
+    /// `HELLO`); text: `name:value` lines.
+    pub fn pairs(&mut self, items: &[(&[u8], PairValue<'_>)]) {
+        match self.proto {
+            Protocol::Text => {
+                for (k, v) in items {
+                    match v {
+                        PairValue::Bulk(v) => self.line(&[k, b":", v]),
+                        PairValue::Int(n) => {
+                            let _ = write!(self.buf, "{}:{n}\r\n", String::from_utf8_lossy(k));
+                        }
+                        PairValue::EmptyArray => self.line(&[k, b":"]),
+                    }
+                }
+            }
+            Protocol::Resp => {
+                if self.resp3 {
+                    let _ = write!(self.buf, "%{}\r\n", items.len());
+                } else {
+                    self.array_header(items.len() * 2);
+                }
+                for (k, v) in items {
+                    self.bulk(k);
+                    match v {
+                        PairValue::Bulk(v) => self.bulk(v),
+                        PairValue::Int(n) => self.int(*n),
+                        PairValue::EmptyArray => self.array_header(0),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A Redis `SCAN` page: `[cursor, [keys…]]` (text: the `SCAN` reply).
+    pub fn scan_page(&mut self, cursor: u64, keys: &[Box<[u8]>]) {
+        match self.proto {
+            Protocol::Text => self.keys(keys),
+            Protocol::Resp => {
+                self.array_header(2);
+                self.bulk(cursor.to_string().as_bytes());
+                self.keys(keys);
+            }
+        }
+    }
+
     /// A RESP nil bulk (text: `NOT_FOUND`).
     pub fn nil(&mut self) {
         self.value(None);
@@ -278,10 +358,16 @@ impl ReplyBuf {
 
     /// An error: `ERROR msg`; `-ERR msg`.
     pub fn error(&mut self, msg: &str) {
+        self.error_with_code("ERR", msg);
+    }
+
+    /// An error with a Redis error code (`NOPROTO`, `EXECABORT`, …): text
+    /// `ERROR msg`; RESP `-CODE msg`.
+    pub fn error_with_code(&mut self, code: &str, msg: &str) {
         let clean = msg.replace(['\r', '\n'], " ");
         match self.proto {
             Protocol::Text => self.line(&[b"ERROR ", clean.as_bytes()]),
-            Protocol::Resp => self.line(&[b"-ERR ", clean.as_bytes()]),
+            Protocol::Resp => self.line(&[b"-", code.as_bytes(), b" ", clean.as_bytes()]),
         }
     }
 }
@@ -337,5 +423,37 @@ mod tests {
         );
         assert_eq!(resp(|r| r.pong(None)), "+PONG\r\n");
         assert_eq!(resp(|r| r.error("x")), "-ERR x\r\n");
+        assert_eq!(
+            resp(|r| r.error_with_code("NOPROTO", "x")),
+            "-NOPROTO x\r\n"
+        );
+        assert_eq!(
+            resp(|r| r.scan_page(0, &[b"a"[..].into()])),
+            "*2\r\n$1\r\n0\r\n*1\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            resp(|r| r.pairs(&[(b"a", PairValue::Bulk(b"b")), (b"n", PairValue::Int(3))])),
+            "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nn\r\n:3\r\n"
+        );
+    }
+
+    #[test]
+    fn resp3_shapes() {
+        let resp3 = |f: &dyn Fn(&mut ReplyBuf)| {
+            let mut r = ReplyBuf::new(Protocol::Resp);
+            r.set_resp3(true);
+            f(&mut r);
+            String::from_utf8(r.as_bytes().to_vec()).expect("utf8")
+        };
+        assert_eq!(resp3(&|r| r.value(None)), "_\r\n");
+        assert_eq!(resp3(&|r| r.value(Some(b"v"))), "$1\r\nv\r\n");
+        assert_eq!(resp3(&|r| r.mget(&[(b"a", None)])), "*1\r\n_\r\n");
+        assert_eq!(
+            resp3(&|r| r.pairs(&[(b"a", PairValue::Bulk(b"b")), (b"m", PairValue::EmptyArray)])),
+            "%2\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nm\r\n*0\r\n"
+        );
+        let mut text = ReplyBuf::new(Protocol::Text);
+        text.set_resp3(true);
+        assert!(!text.is_resp3());
     }
 }

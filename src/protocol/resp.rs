@@ -112,6 +112,80 @@ fn int(arg: &[u8]) -> Result<i64, CommandError> {
         .ok_or(CommandError::NotAnInteger)
 }
 
+/// Redis' message for an unknown command: the name and the first
+/// arguments, each quoted, cut near 128 bytes.
+fn unknown(name: &[u8], args: &[&[u8]]) -> CommandError {
+    let cut = |b: &[u8], max: usize| String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    let mut shown = String::new();
+    for a in args {
+        if shown.len() >= 128 {
+            break;
+        }
+        shown.push('\'');
+        shown.push_str(&cut(a, 128 - shown.len()));
+        shown.push_str("' ");
+    }
+    CommandError::UnknownResp(format!(
+        "unknown command '{}', with args beginning with: {shown}",
+        cut(name, 128)
+    ))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`.
+fn scan<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
+    std::str::from_utf8(args[0])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or(CommandError::InvalidCursor)?;
+    let mut pattern: Option<&[u8]> = Some(b"*");
+    for option in args[1..].chunks(2) {
+        let [name, value] = option else {
+            return Err(CommandError::Syntax);
+        };
+        if name.eq_ignore_ascii_case(b"MATCH") {
+            if pattern.is_some() {
+                pattern = Some(value);
+            }
+        } else if name.eq_ignore_ascii_case(b"COUNT") {
+            if int(value)? < 1 {
+                return Err(CommandError::Syntax);
+            }
+        } else if name.eq_ignore_ascii_case(b"TYPE") {
+            if !value.eq_ignore_ascii_case(b"string") {
+                pattern = None;
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::ScanCursor(pattern))
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+fn hello<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
+    let Some((&protover, mut rest)) = args.split_first() else {
+        return Ok(Command::Hello {
+            protover: None,
+            name: None,
+        });
+    };
+    let mut name = None;
+    while let Some((opt, tail)) = rest.split_first() {
+        if opt.eq_ignore_ascii_case(b"AUTH") && tail.len() >= 2 {
+            rest = &tail[2..];
+        } else if opt.eq_ignore_ascii_case(b"SETNAME") && !tail.is_empty() {
+            name = Some(tail[0]);
+            rest = &tail[1..];
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Hello {
+        protover: Some(protover),
+        name,
+    })
+}
+
 /// Maps a parsed request to a command (Redis reply and error conventions).
 pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<'a>, CommandError> {
     let Some(first) = ranges.first() else {
@@ -166,21 +240,11 @@ pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<
             ))
         }
         b"EXISTS" => arity(n >= 1).map(|_| Command::Exists(args)),
-        b"KEYS" => {
-            arity(n == 1)?;
-            let pattern = args[0];
-            match pattern.split_last() {
-                Some((b'*', prefix)) if !prefix.contains(&b'*') && !prefix.contains(&b'?') => {
-                    Ok(Command::Scan(prefix))
-                }
-                _ => Err(CommandError::Usage("KEYS supports only 'prefix*' patterns")),
-            }
+        b"KEYS" => arity(n == 1).map(|_| Command::Keys(args[0])),
+        b"SCAN" => {
+            arity(n >= 1)?;
+            scan(&args)
         }
-        b"SCAN" => match args.as_slice() {
-            [] => Ok(Command::Scan(b"")),
-            [p] => Ok(Command::Scan(p)),
-            _ => Err(CommandError::Syntax),
-        },
         b"DBSIZE" => arity(n == 0).map(|_| Command::DbSize),
         b"PING" => match args.as_slice() {
             [] => Ok(Command::Ping(None)),
@@ -245,10 +309,12 @@ pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<
             Ok(Command::ConfigGet(args[1]))
         }
         b"QUIT" => Ok(Command::Quit),
-        b"HELLO" => Ok(Command::Hello),
-        _ => Err(CommandError::UnknownResp(
-            String::from_utf8_lossy(name).into_owned(),
-        )),
+        b"HELLO" => hello(&args),
+        b"AUTH" => arity(n >= 1).map(|_| Command::Auth),
+        b"MULTI" => arity(n == 0).map(|_| Command::Multi),
+        b"EXEC" => arity(n == 0).map(|_| Command::Exec),
+        b"DISCARD" => arity(n == 0).map(|_| Command::Discard),
+        _ => Err(unknown(name, &args)),
     }
 }
 
@@ -341,7 +407,29 @@ mod tests {
         assert!(cmd(&[b"NOPE"])
             .expect_err("unknown")
             .starts_with("unknown command 'NOPE'"));
-        assert!(cmd(&[b"KEYS", b"user:*"]).expect("keys").contains("Scan"));
+        assert!(cmd(&[b"KEYS", b"user:*"])
+            .expect("keys")
+            .starts_with("Keys"));
+        assert_eq!(
+            cmd(&[b"NOPE", b"a", b"b"]),
+            Err("unknown command 'NOPE', with args beginning with: 'a' 'b' ".into())
+        );
+        assert_eq!(
+            cmd(&[b"SCAN", b"0", b"MATCH", b"u*", b"COUNT", b"10"]),
+            Ok("ScanCursor(Some([117, 42]))".into())
+        );
+        assert_eq!(
+            cmd(&[b"SCAN", b"0", b"TYPE", b"hash"]),
+            Ok("ScanCursor(None)".into())
+        );
+        assert_eq!(cmd(&[b"SCAN", b"x"]), Err("invalid cursor".into()));
+        assert_eq!(cmd(&[b"SCAN", b"0", b"MATCH"]), Err("syntax error".into()));
+        assert_eq!(
+            cmd(&[b"HELLO", b"3", b"AUTH", b"u", b"p", b"SETNAME", b"n"]),
+            Ok("Hello { protover: Some([51]), name: Some([110]) }".into())
+        );
+        assert_eq!(cmd(&[b"HELLO", b"3", b"AUTH"]), Err("syntax error".into()));
+        assert_eq!(cmd(&[b"MULTI"]), Ok("Multi".into()));
         assert!(cmd(&[b"CONFIG", b"GET", b"save"])
             .expect("config")
             .contains("ConfigGet"));

@@ -5,12 +5,13 @@
 //! its reply appended to one output buffer, written with a single write per
 //! read cycle; a client that sends one request per write therefore gets one
 //! reply per read. A text line is capped while it is being read: once more
-//! than `max_line_bytes` arrive without a newline the connection answers
-//! `ERROR line too long` and closes, so memory stays bounded.
+//! than `max_line_bytes` (+ 4 KiB for the command word and key) arrive
+//! without a newline the connection answers `ERROR line too long` and
+//! closes, so memory stays bounded.
 
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,10 +20,19 @@ use tokio::sync::watch;
 use super::clients::ClientInfo;
 use super::context::ServerContext;
 use super::dispatch::{self, Action, Session};
+use super::transaction;
 use crate::protocol::{resp, text, CommandError, Protocol, ReplyBuf};
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Room on a text line beyond `max_line_bytes` for the command word and
+/// the key, so a value of exactly `max_line_bytes` (default 1 MiB) still
+/// fits on one `SET` line, as it fits in one RESP bulk string.
+const LINE_HEADROOM: usize = 4096;
+/// Replies are written early, mid read cycle, once this many bytes are
+/// buffered, so pipelined requests for large values (a 64 KiB read of
+/// `GET big` lines) never pile up an unbounded output buffer.
+const OUT_FLUSH_BYTES: usize = 1 << 20;
 
 /// Why a connection ended (logged at debug level).
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +51,18 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let _ = stream.set_nodelay(true);
-    let max_line = ctx.limits.max_line_bytes;
+    let max_bulk = ctx.limits.max_line_bytes;
+    let max_line = max_bulk.saturating_add(LINE_HEADROOM);
     // RESP requests may carry several max-size bulk strings (MSET).
-    let max_request = max_line.saturating_mul(8).saturating_add(READ_CHUNK);
+    let max_request = max_bulk.saturating_mul(8).saturating_add(READ_CHUNK);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut start = 0usize; // first unprocessed byte
     let mut scanned = 0usize; // text: bytes after `start` already searched for '\n'
     let mut out: Option<ReplyBuf> = None;
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut session = Session::default();
+    // Closing because of bad input: linger so the client can read why.
+    let mut refused = false;
 
     loop {
         // Make room: drop processed bytes, then reserve one chunk.
@@ -93,6 +106,7 @@ pub async fn serve(
                     if scanned > max_line {
                         dispatch::error(&ctx, out, "line too long");
                         close = true;
+                        refused = true;
                     }
                     break;
                 };
@@ -103,27 +117,33 @@ pub async fn serve(
                 if line.len() > max_line {
                     dispatch::error(&ctx, out, "line too long");
                     close = true;
+                    refused = true;
                     break;
                 }
                 let action = match text::parse_line(line) {
                     Ok(cmd) => dispatch::execute(cmd, &ctx, &client, &mut session, out),
                     Err(CommandError::InvalidUtf8) => {
                         dispatch::error(&ctx, out, "invalid UTF-8");
+                        refused = true;
                         Action::Close
                     }
                     Err(e) => dispatch::error(&ctx, out, &e.to_string()),
                 };
-                if run_action(action, &ctx, out).await {
+                if run_action(action, &ctx, &client, &mut session, out).await
+                    || (out.len() >= OUT_FLUSH_BYTES
+                        && flush(&mut stream, &ctx, &mut session, out).await?)
+                {
                     close = true;
                     break;
                 }
             },
             Protocol::Resp => loop {
-                match resp::parse_request(&buf[start..], max_line, &mut ranges) {
+                match resp::parse_request(&buf[start..], max_bulk, &mut ranges) {
                     Ok(None) => {
                         if buf.len() - start > max_request {
                             dispatch::error(&ctx, out, "Protocol error: request too large");
                             close = true;
+                            refused = true;
                         }
                         break;
                     }
@@ -133,11 +153,25 @@ pub async fn serve(
                         if ranges.is_empty() {
                             continue;
                         }
-                        let action = match resp::to_command(req, &ranges) {
-                            Ok(cmd) => dispatch::execute(cmd, &ctx, &client, &mut session, out),
-                            Err(e) => dispatch::error(&ctx, out, &e.to_string()),
+                        let action = match (resp::to_command(req, &ranges), &mut session.multi) {
+                            (Ok(cmd), Some(tx)) if !cmd.bypasses_transaction() => {
+                                tx.queue(&ctx, req, out);
+                                Action::Continue
+                            }
+                            (Ok(cmd), _) => {
+                                dispatch::execute(cmd, &ctx, &client, &mut session, out)
+                            }
+                            (Err(e), tx) => {
+                                if let Some(tx) = tx {
+                                    tx.abort();
+                                }
+                                dispatch::error(&ctx, out, &e.to_string())
+                            }
                         };
-                        if run_action(action, &ctx, out).await {
+                        if run_action(action, &ctx, &client, &mut session, out).await
+                            || (out.len() >= OUT_FLUSH_BYTES
+                                && flush(&mut stream, &ctx, &mut session, out).await?)
+                        {
                             close = true;
                             break;
                         }
@@ -145,56 +179,113 @@ pub async fn serve(
                     Err(e) => {
                         dispatch::error(&ctx, out, &e.to_string());
                         close = true;
+                        refused = true;
                         break;
                     }
                 }
             },
         }
-        if session.wrote {
-            session.wrote = false;
-            if let Some(d) = &ctx.hooks.durability {
-                if let Err(e) = d.wait_durable().await {
-                    // The replies already encoded claim success; the write is in
-                    // memory and the log, but not confirmed on disk: say so and
-                    // close rather than acknowledge silently.
-                    tracing::error!(error = %e, "durable flush failed");
-                    out.clear();
-                    dispatch::error(&ctx, out, &format!("storage error: {e}"));
-                    close = true;
-                }
-            }
-        }
-        if !out.is_empty() {
-            stream.write_all(out.as_bytes()).await?;
-            out.clear();
-        }
-        if close {
+        if flush(&mut stream, &ctx, &mut session, out).await? || close {
             break;
         }
     }
     let _ = stream.shutdown().await;
+    if refused {
+        linger(&mut stream).await;
+    }
     Ok(())
 }
 
+/// After refusing bad input, reads and discards what the client is still
+/// sending (bounded in bytes and time) before closing. Closing with unread
+/// input would send a TCP reset, which can destroy the error reply before
+/// the client reads it.
+async fn linger(stream: &mut TcpStream) {
+    const LINGER_BYTES: usize = 4 << 20;
+    const LINGER_TIME: Duration = Duration::from_millis(250);
+    let mut sink = vec![0u8; READ_CHUNK];
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes the buffered replies in one write, after the writes they
+/// acknowledge are durable (`storage.fsync = "always"`). Returns whether
+/// the connection must close (the durable flush failed).
+async fn flush(
+    stream: &mut TcpStream,
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+) -> Result<bool, ConnectionError> {
+    let mut close = false;
+    if session.wrote {
+        session.wrote = false;
+        if let Some(d) = &ctx.hooks.durability {
+            if let Err(e) = d.wait_durable().await {
+                // The replies already encoded claim success; the write is in
+                // memory and the log, but not confirmed on disk: say so and
+                // close rather than acknowledge silently.
+                tracing::error!(error = %e, "durable flush failed");
+                out.clear();
+                dispatch::error(ctx, out, &format!("storage error: {e}"));
+                close = true;
+            }
+        }
+    }
+    if !out.is_empty() {
+        stream.write_all(out.as_bytes()).await?;
+        out.clear();
+    }
+    Ok(close)
+}
+
 /// Runs what a command asked for; returns whether to close.
-async fn run_action(action: Action<'_>, ctx: &ServerContext, out: &mut ReplyBuf) -> bool {
+async fn run_action(
+    action: Action<'_>,
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+) -> bool {
     match action {
         Action::Continue => false,
         Action::Close => true,
         Action::Sync { host, port, full } => {
-            match &ctx.hooks.sync {
-                None => {
-                    dispatch::error(ctx, out, "anti-entropy is not available on this node");
-                }
-                Some(runner) => match runner.sync_with(host.to_string(), port, full).await {
-                    Ok(summary) => out.status(&format!("OK {summary}")),
-                    Err(e) => {
-                        ctx.stats.error_replies.fetch_add(0, Ordering::Relaxed);
-                        dispatch::error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
-                    }
-                },
-            }
+            run_sync(ctx, out, host, port, full).await;
             false
         }
+        Action::Exec => match session.multi.take() {
+            Some(tx) => transaction::exec(tx, ctx, client, session, out).await,
+            None => false,
+        },
+    }
+}
+
+/// `SYNC host port [--full]`: one anti-entropy round, its outcome encoded.
+pub(super) async fn run_sync(
+    ctx: &ServerContext,
+    out: &mut ReplyBuf,
+    host: &str,
+    port: u16,
+    full: bool,
+) {
+    match &ctx.hooks.sync {
+        None => {
+            dispatch::error(ctx, out, "anti-entropy is not available on this node");
+        }
+        Some(runner) => match runner.sync_with(host.to_string(), port, full).await {
+            Ok(summary) => out.status(&format!("OK {summary}")),
+            Err(e) => {
+                dispatch::error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
+            }
+        },
     }
 }

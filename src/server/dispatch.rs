@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use super::clients::ClientInfo;
 use super::context::ServerContext;
 use super::stats::{CommandKind, Stats};
-use crate::protocol::{Command, ReplicateAction, ReplyBuf};
+use super::transaction::Transaction;
+use crate::protocol::{glob, Command, PairValue, Protocol, ReplicateAction, ReplyBuf};
+use crate::store::StoreError;
 use crate::store::{WriteOp, WriteResult};
 
 /// What the connection must do after a command.
@@ -24,6 +26,8 @@ pub enum Action<'a> {
         /// Full exchange.
         full: bool,
     },
+    /// Run the queued transaction (`EXEC`).
+    Exec,
 }
 
 /// Per-connection state the dispatcher updates.
@@ -31,6 +35,8 @@ pub enum Action<'a> {
 pub struct Session {
     /// A write was recorded since the last durable flush.
     pub wrote: bool,
+    /// The open `MULTI` transaction (RESP).
+    pub multi: Option<Transaction>,
 }
 
 fn kind(cmd: &Command<'_>) -> CommandKind {
@@ -87,6 +93,11 @@ pub fn execute<'a>(
             out.exists(keys.iter().filter(|k| store.contains(k)).count() as u64)
         }
         Command::Scan(prefix) => out.keys(&store.scan(prefix)),
+        Command::Keys(pattern) => out.keys(&matching_keys(ctx, pattern)),
+        Command::ScanCursor(pattern) => {
+            let keys = pattern.map_or_else(Vec::new, |p| matching_keys(ctx, p));
+            out.scan_page(0, &keys);
+        }
         Command::DbSize => out.dbsize(store.len()),
         Command::Ping(msg) => out.pong(msg),
         Command::Echo(msg) => out.echo(msg),
@@ -157,24 +168,46 @@ pub fn execute<'a>(
         }
         Command::CommandInfo => out.string_array(&[]),
         Command::ConfigGet(pattern) => {
-            let p = pattern.to_ascii_lowercase();
-            match p.as_slice() {
-                b"save" => out.string_array(&[b"save", b""]),
-                b"appendonly" => out.string_array(&[b"appendonly", b"no"]),
-                b"databases" => out.string_array(&[b"databases", b"1"]),
-                _ => out.string_array(&[]),
-            }
+            let known: [(&[u8], &[u8]); 3] =
+                [(b"save", b""), (b"appendonly", b"no"), (b"databases", b"1")];
+            let hits: Vec<(&[u8], PairValue<'_>)> = known
+                .iter()
+                .filter(|(name, _)| glob::matches(&pattern.to_ascii_lowercase(), name))
+                .map(|(name, value)| (*name, PairValue::Bulk(value)))
+                .collect();
+            out.pairs(&hits);
         }
         Command::Quit => {
             out.ok();
             return Action::Close;
         }
-        Command::Hello => {
+        Command::Hello { protover, name } => return hello(ctx, client, out, protover, name),
+        Command::Auth => {
             return error(
                 ctx,
                 out,
-                "unknown command 'HELLO', with args beginning with: ",
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
             )
+        }
+        Command::Multi => {
+            if session.multi.is_some() {
+                return error(ctx, out, "MULTI calls can not be nested");
+            }
+            session.multi = Some(Transaction::default());
+            out.ok();
+        }
+        Command::Discard => {
+            if session.multi.take().is_none() {
+                return error(ctx, out, "DISCARD without MULTI");
+            }
+            out.ok();
+        }
+        Command::Exec => {
+            if session.multi.is_none() {
+                return error(ctx, out, "EXEC without MULTI");
+            }
+            return Action::Exec;
         }
     }
     Action::Continue
@@ -191,10 +224,67 @@ fn write(ctx: &ServerContext, session: &mut Session, out: &mut ReplyBuf, op: Wri
                 WriteResult::Value(v) => out.appended(&v),
             }
         }
+        // Redis clients expect Redis' wording for a non-integer value.
+        Err(StoreError::NotANumber { .. }) if out.protocol() == Protocol::Resp => {
+            error(ctx, out, "value is not an integer or out of range");
+        }
         Err(e) => {
             error(ctx, out, &e.to_string());
         }
     }
+}
+
+/// Every key matching a Redis glob pattern, sorted.
+fn matching_keys(ctx: &ServerContext, pattern: &[u8]) -> Vec<Box<[u8]>> {
+    let mut keys = ctx.store.scan(glob::literal_prefix(pattern));
+    keys.retain(|k| glob::matches(pattern, k));
+    keys
+}
+
+/// `HELLO [protover …]`: switches between RESP2 and RESP3 and describes the
+/// server (a map in RESP3, a flat array in RESP2).
+fn hello(
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    out: &mut ReplyBuf,
+    protover: Option<&[u8]>,
+    name: Option<&[u8]>,
+) -> Action<'static> {
+    let resp3 = match protover {
+        None => out.is_resp3(),
+        Some(b"2") => false,
+        Some(b"3") => true,
+        Some(v) if std::str::from_utf8(v).is_ok_and(|v| v.parse::<i64>().is_ok()) => {
+            ctx.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            out.error_with_code("NOPROTO", "unsupported protocol version");
+            return Action::Continue;
+        }
+        Some(_) => {
+            return error(
+                ctx,
+                out,
+                "Protocol version is not an integer or out of range",
+            )
+        }
+    };
+    if let Some(name) = name {
+        *client.name.lock() = String::from_utf8_lossy(name).replace(' ', "_");
+    }
+    out.set_resp3(resp3);
+    let id = i64::try_from(client.id).unwrap_or(i64::MAX);
+    out.pairs(&[
+        (b"server", PairValue::Bulk(b"merklekv")),
+        (
+            b"version",
+            PairValue::Bulk(env!("CARGO_PKG_VERSION").as_bytes()),
+        ),
+        (b"proto", PairValue::Int(if resp3 { 3 } else { 2 })),
+        (b"id", PairValue::Int(id)),
+        (b"mode", PairValue::Bulk(b"standalone")),
+        (b"role", PairValue::Bulk(b"master")),
+        (b"modules", PairValue::EmptyArray),
+    ]);
+    Action::Continue
 }
 
 fn publish(ctx: &ServerContext, session: &mut Session, changes: Vec<crate::store::Change>) {

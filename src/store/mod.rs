@@ -81,6 +81,25 @@ struct Slot {
 
 type Map = HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>;
 
+/// What a key held before a write (read during the caller's lookup, so the
+/// write itself needs no second search for it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Prior {
+    /// Whether a live value was stored.
+    live: bool,
+    /// Accounted bytes of the previous entry (0 when absent).
+    cost: u64,
+}
+
+impl Prior {
+    fn of(key: &[u8], slot: Option<&Slot>) -> Self {
+        slot.map_or_else(Prior::default, |s| Prior {
+            live: !s.entry.is_tombstone(),
+            cost: cost(key, s.entry.value.as_deref()),
+        })
+    }
+}
+
 /// A key's location: its hash, leaf and shard.
 #[derive(Debug, Clone, Copy)]
 struct Location {
@@ -99,7 +118,7 @@ pub struct Store {
     live_keys: AtomicU64,
     memory_used: AtomicU64,
     memory_limit: u64,
-    log: RwLock<Option<Arc<dyn EntryLog>>>,
+    log: std::sync::OnceLock<Arc<dyn EntryLog>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -139,13 +158,25 @@ impl Store {
             live_keys: AtomicU64::new(0),
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
-            log: RwLock::new(None),
+            log: std::sync::OnceLock::new(),
         })
     }
 
-    /// Attaches the durable log every later mutation is recorded in.
-    pub fn attach_log(&self, log: Arc<dyn EntryLog>) {
-        *self.log.write() = Some(log);
+    /// Attaches the durable log every later mutation is recorded in (once;
+    /// a second call is ignored and returns `false`).
+    pub fn attach_log(&self, log: Arc<dyn EntryLog>) -> bool {
+        self.log.set(log).is_ok()
+    }
+
+    /// Makes room for about `entries` more entries, spread over the shards,
+    /// so a bulk load (start-up recovery) does not rehash as the maps grow.
+    pub fn reserve(&self, entries: u64) {
+        let per_shard = usize::try_from(entries)
+            .unwrap_or(usize::MAX)
+            .div_ceil(self.shards.len());
+        for shard in self.shards.iter() {
+            shard.write().reserve(per_shard);
+        }
     }
 
     fn locate(&self, key: &[u8]) -> Location {
@@ -318,36 +349,58 @@ impl Store {
         self.shards.len()
     }
 
-    /// Every entry of lock shard `shard` with a key after `after` (all when
-    /// `None`), sorted by key, stopping once `max_bytes` of keys and values
-    /// are collected (at least one entry is returned when any remain).
-    pub fn shard_entries_after(
+    /// Calls `f(leaf, key, entry)` for every entry (tombstones included)
+    /// whose Merkle leaf lies in one of `ranges` (inclusive leaf ranges,
+    /// sorted and disjoint). Each lock shard the ranges touch is scanned once
+    /// under its read lock; order within a shard is unspecified, shards come
+    /// in leaf order. Out-of-range leaves are ignored.
+    pub fn visit_leaves(
         &self,
-        shard: usize,
-        after: Option<&[u8]>,
-        max_bytes: usize,
-    ) -> Vec<(Box<[u8]>, Entry)> {
-        let Some(lock) = self.shards.get(shard) else {
-            return Vec::new();
-        };
-        let map = lock.read();
-        let mut keys: Vec<&Box<[u8]>> = map
-            .keys()
-            .filter(|k| after.is_none_or(|a| k.as_ref() > a))
-            .collect();
-        keys.sort_unstable();
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for k in keys {
-            if !out.is_empty() && bytes >= max_bytes {
+        ranges: &[std::ops::RangeInclusive<u64>],
+        mut f: impl FnMut(u64, &[u8], &Entry),
+    ) {
+        let shape = self.index.shape();
+        let last_leaf = shape.leaf_count() - 1;
+        let per_shard_bits = shape.leaf_bits() - self.shard_bits;
+        let mut in_shard: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        // Leaves below `visited` have been scanned already.
+        let mut visited = 0u64;
+        let mut i = 0;
+        while i < ranges.len() {
+            let start = (*ranges[i].start()).max(visited);
+            if start > *ranges[i].end() {
+                i += 1;
+                continue;
+            }
+            if start > last_leaf {
                 break;
             }
-            if let Some(slot) = map.get(k) {
-                bytes += k.len() + slot.entry.value.as_ref().map_or(0, |v| v.len()) + 32;
-                out.push((k.clone(), slot.entry.clone()));
+            let shard = start >> per_shard_bits;
+            let shard_last = ((shard + 1) << per_shard_bits) - 1;
+            // The parts of ranges i.. that fall into this shard.
+            in_shard.clear();
+            while i < ranges.len() {
+                let from = (*ranges[i].start()).max(start);
+                if from > shard_last {
+                    break;
+                }
+                in_shard.push(from..=(*ranges[i].end()).min(shard_last));
+                if *ranges[i].end() > shard_last {
+                    break; // continues in the next shard
+                }
+                i += 1;
             }
+            let map = self.shards[shard as usize].read();
+            for (key, slot) in map.iter() {
+                let leaf = shape.leaf_of(key_hash(key));
+                let pos = in_shard.partition_point(|r| *r.end() < leaf);
+                if in_shard.get(pos).is_some_and(|r| r.contains(&leaf)) {
+                    f(leaf, key, &slot.entry);
+                }
+            }
+            drop(map);
+            visited = shard_last + 1;
         }
-        out
     }
 
     // ----- Mutations ---------------------------------------------------------
@@ -364,12 +417,12 @@ impl Store {
         self.clock.observe(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
-        if let Some(slot) = shard.get(key) {
-            if slot.entry.version >= entry.version {
-                return Ok(MergeOutcome::Stale);
-            }
+        let slot = shard.get(key);
+        if slot.is_some_and(|s| s.entry.version >= entry.version) {
+            return Ok(MergeOutcome::Stale);
         }
-        self.write_slot(&mut shard, loc, key, entry, true)?;
+        let prior = Prior::of(key, slot);
+        self.write_slot(&mut shard, loc, key, entry, prior, true, true)?;
         Ok(MergeOutcome::Applied)
     }
 
@@ -379,21 +432,20 @@ impl Store {
         self.clock.restore(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
-        if shard
-            .get(key)
-            .is_some_and(|s| s.entry.version >= entry.version)
-        {
+        let slot = shard.get(key);
+        if slot.is_some_and(|s| s.entry.version >= entry.version) {
             return;
         }
+        let prior = Prior::of(key, slot);
         // Cannot fail: no log is consulted and no memory limit applies.
-        let _ = self.write_slot_inner(&mut shard, loc, key, entry, false, false);
+        let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
     }
 
     /// Removes tombstones whose version is older than `grace_ms` before
     /// `now_ms`. Returns how many were removed.
     pub fn gc_tombstones(&self, now_ms: u64, grace_ms: u64) -> Result<usize, StoreError> {
         let cutoff = clock::from_physical_ms(now_ms.saturating_sub(grace_ms));
-        let log = self.log.read().clone();
+        let log = self.log.get().cloned();
         let shape = self.index.shape();
         let mut removed = 0;
         for lock in self.shards.iter() {
@@ -419,31 +471,21 @@ impl Store {
         Ok(removed)
     }
 
-    /// Writes `entry` for `key` (the caller holds the shard lock and has
-    /// decided the entry wins).
+    /// Writes `entry` for `key`. The caller holds the shard lock, has
+    /// decided the entry wins, and read `prior` in its own lookup.
+    #[allow(clippy::too_many_arguments)]
     fn write_slot(
         &self,
         shard: &mut Map,
         loc: Location,
         key: &[u8],
         entry: Entry,
-        enforce_limit: bool,
-    ) -> Result<(), StoreError> {
-        self.write_slot_inner(shard, loc, key, entry, enforce_limit, true)
-    }
-
-    fn write_slot_inner(
-        &self,
-        shard: &mut Map,
-        loc: Location,
-        key: &[u8],
-        entry: Entry,
+        prior: Prior,
         enforce_limit: bool,
         log_it: bool,
     ) -> Result<(), StoreError> {
         let new_cost = cost(key, entry.value.as_deref());
-        let old = shard.get(key);
-        let old_cost = old.map_or(0, |s| cost(key, s.entry.value.as_deref()));
+        let old_cost = prior.cost;
         if enforce_limit
             && self.memory_limit > 0
             && new_cost > old_cost
@@ -453,13 +495,13 @@ impl Store {
             return Err(StoreError::StorageFull);
         }
         if log_it {
-            if let Some(log) = self.log.read().as_ref() {
+            if let Some(log) = self.log.get() {
                 log.record(key, &entry)?;
             }
         }
         let digest = entry_digest(key, entry.version, entry.value.as_deref());
-        let was_live = old.is_some_and(|s| !s.entry.is_tombstone());
         let is_live = !entry.is_tombstone();
+        let was_live = prior.live;
         match shard.get_mut(key) {
             Some(slot) => {
                 self.index.replace(loc.leaf, slot.digest, digest);

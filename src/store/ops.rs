@@ -1,7 +1,7 @@
 //! Client writes: each stamps a fresh version under the key's shard lock, so
 //! read-modify-write commands (INC, APPEND, …) are atomic per key.
 
-use super::{Change, Entry, Location, Map, Store, StoreError, Version};
+use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
 
 /// A client write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +157,11 @@ impl Store {
     ) -> Result<Change, StoreError> {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
-        let new_value = compute(shard.get(key).and_then(|s| s.entry.value.as_deref()))?;
-        self.stamp_and_write(&mut shard, loc, key, new_value)
+        let slot = shard.get(key);
+        let new_value = compute(slot.and_then(|s| s.entry.value.as_deref()))?;
+        let floor = slot.map_or(0, |s| s.entry.version.hlc);
+        let prior = Prior::of(key, slot);
+        self.write_stamped(&mut shard, loc, key, new_value, floor, prior)
     }
 
     /// Stamps a version newer than the key's current one and writes it.
@@ -169,10 +172,25 @@ impl Store {
         key: &[u8],
         value: Option<Box<[u8]>>,
     ) -> Result<Change, StoreError> {
-        let floor = shard.get(key).map_or(0, |s| s.entry.version.hlc);
+        let slot = shard.get(key);
+        let floor = slot.map_or(0, |s| s.entry.version.hlc);
+        let prior = Prior::of(key, slot);
+        self.write_stamped(shard, loc, key, value, floor, prior)
+    }
+
+    /// Writes `value` with a version newer than `floor`.
+    fn write_stamped(
+        &self,
+        shard: &mut Map,
+        loc: Location,
+        key: &[u8],
+        value: Option<Box<[u8]>>,
+        floor: u64,
+        prior: Prior,
+    ) -> Result<Change, StoreError> {
         let version = Version::new(self.clock.next_after(floor), self.node);
         let entry = Entry { version, value };
-        self.write_slot(shard, loc, key, entry.clone(), true)?;
+        self.write_slot(shard, loc, key, entry.clone(), prior, true, true)?;
         Ok(Change {
             key: key.into(),
             entry,

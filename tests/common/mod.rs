@@ -2,6 +2,8 @@
 //! ports and talks to it over TCP.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -91,13 +93,16 @@ impl NodeProcess {
         cmd.arg("--config").arg(&config_path);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", std::env::var("MERKLEKV_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("MERKLEKV_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("MERKLE_KV_NODE_ID", &spec.node_id)
             .env("MERKLE_KV_NETWORK_BIND_PORT", port.to_string())
             .env("MERKLE_KV_NETWORK_SYNC_PORT", sync_port.to_string())
             .env("MERKLE_KV_NETWORK_METRICS_PORT", metrics_port.to_string())
             .env("MERKLE_KV_STORAGE_DATA_DIR", data_dir.display().to_string());
-        let mut has = |k: &str| spec.env.iter().any(|(key, _)| key == k);
+        let has = |k: &str| spec.env.iter().any(|(key, _)| key == k);
         if !has("MERKLE_KV_STORAGE_PERSISTENCE") {
             cmd.env("MERKLE_KV_STORAGE_PERSISTENCE", "false");
         }
@@ -107,7 +112,9 @@ impl NodeProcess {
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn merklekv");
         let (tx, rx) = mpsc::channel();
         for stream in [
@@ -135,7 +142,11 @@ impl NodeProcess {
                     if let Ok(Some(status)) = child.try_wait() {
                         panic!("node {} exited during start-up: {status}", spec.node_id);
                     }
-                    assert!(Instant::now() < deadline, "node {} not ready after 20 s", spec.node_id);
+                    assert!(
+                        Instant::now() < deadline,
+                        "node {} not ready after 20 s",
+                        spec.node_id
+                    );
                 }
             }
         }
@@ -164,7 +175,10 @@ impl NodeProcess {
 
     /// Sends SIGTERM and waits up to 10 s for a clean exit; returns the code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -183,8 +197,14 @@ impl NodeProcess {
 
     /// Resident memory of the process in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).unwrap_or_default();
-        statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+        let statm =
+            std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).unwrap_or_default();
+        statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 4096
     }
 }
 
@@ -206,7 +226,9 @@ impl Client {
     /// Connects to 127.0.0.1:`port` (5 s read timeout).
     pub fn connect(port: u16) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
         Self {
             reader: BufReader::new(stream.try_clone().expect("clone")),
