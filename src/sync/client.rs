@@ -1,0 +1,299 @@
+//! One anti-entropy round against one peer.
+//!
+//! Merkle mode:
+//! 1. `GetRoot` with our shape and root. Equal roots: done (one round trip).
+//!    Otherwise the reply carries the root's children.
+//! 2. Descend level by level. Each differing node is classified: the peer
+//!    has nothing there → push the whole subtree; we have nothing → fetch
+//!    it whole; small on both sides → list its digests whole; otherwise
+//!    descend. One `GetChildren` per level carries every node to descend
+//!    into. Nodes whose children are leaves (or all small) skip that call:
+//!    their children go straight into the listing, each with our summary,
+//!    and the peer lists only those that differ.
+//! 3. `ListDigests` (paged) for the collected subtrees, merge-joined with
+//!    our entries as pages arrive ([`super::compare`]).
+//! 4. `FetchKeys` for what the peer has newer (merged by last-writer-wins),
+//!    `PushEntries` for what we have newer.
+//!
+//! For d differing keys spread over a default tree (fanout 16, depth 4)
+//! that is 1 + (depth − 2) + 1 + 2 = depth + 2 round trips.
+//!
+//! Full mode lists every digest of the peer and does steps 3–4 only: the
+//! baseline Merkle mode is measured against.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use super::compare::{compare_span, Decisions};
+use super::convert::{
+    entry_wire_bytes, shape_from_proto, shape_to_proto, summary_from_proto, summary_to_proto,
+};
+use super::descent::Plan;
+use super::error::SyncError;
+use super::limits::{Tuning, MAX_PAGES_PER_LISTING, MAX_SUBTREES_PER_CALL};
+use super::peer::{PeerRpc, WireStats};
+use super::ranges::{Node, Position};
+use super::validate::{check_digests, check_listed};
+use crate::clock;
+use crate::config::SyncMode;
+use crate::proto;
+use crate::store::{Store, Summary, TreeShape};
+
+/// What one round did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    /// The peer's sync address.
+    pub peer: String,
+    /// The peer's node id (from `GetRoot`).
+    pub peer_node_id: String,
+    /// Merkle descent or full exchange.
+    pub mode: SyncMode,
+    /// The roots were equal at the start (Merkle mode).
+    pub in_sync: bool,
+    /// Entries merged locally because the peer had them newer.
+    pub keys_pulled: u64,
+    /// Entries sent to the peer.
+    pub keys_pushed: u64,
+    /// How many of those the peer reported newer than its own.
+    pub push_applied: u64,
+    /// Key digests received from the peer.
+    pub digests_received: u64,
+    /// Calls and encoded bytes each way.
+    pub wire: WireStats,
+    /// Wall time of the round.
+    pub elapsed: Duration,
+}
+
+impl RoundReport {
+    /// One line for `SYNC` replies and logs.
+    pub fn summary(&self) -> String {
+        let state = if self.in_sync {
+            "already in sync".to_owned()
+        } else {
+            format!(
+                "pulled {} keys, pushed {} keys",
+                self.keys_pulled, self.keys_pushed
+            )
+        };
+        format!(
+            "{state} with {} ({}): {} mode, {} round trip{}, {} bytes sent, {} bytes received, {} ms",
+            self.peer,
+            self.peer_node_id,
+            self.mode.as_str(),
+            self.wire.rpcs,
+            if self.wire.rpcs == 1 { "" } else { "s" },
+            self.wire.bytes_sent,
+            self.wire.bytes_received,
+            self.elapsed.as_millis()
+        )
+    }
+}
+
+/// Runs one round with the peer behind `channel`.
+pub async fn run_round(
+    store: &Arc<Store>,
+    channel: Channel,
+    peer: &str,
+    mode: SyncMode,
+    tuning: &Tuning,
+) -> Result<RoundReport, SyncError> {
+    let started = Instant::now();
+    let expired_before = tuning.tombstone_grace.map(|g| {
+        let grace_ms = u64::try_from(g.as_millis()).unwrap_or(u64::MAX);
+        clock::from_physical_ms(clock::wall_clock_ms().saturating_sub(grace_ms))
+    });
+    let mut round = Round {
+        store: store.clone(),
+        shape: store.shape(),
+        rpc: PeerRpc::new(channel, tuning.max_message_bytes),
+        tuning: tuning.clone(),
+        expired_before,
+        fetch: Vec::new(),
+        push: Vec::new(),
+        push_bytes: 0,
+        pulled: 0,
+        pushed: 0,
+        push_applied: 0,
+        digests: 0,
+    };
+    let (peer_node_id, in_sync) = round.run(mode).await?;
+    Ok(RoundReport {
+        peer: peer.to_owned(),
+        peer_node_id,
+        mode,
+        in_sync,
+        keys_pulled: round.pulled,
+        keys_pushed: round.pushed,
+        push_applied: round.push_applied,
+        digests_received: round.digests,
+        wire: round.rpc.wire,
+        elapsed: started.elapsed(),
+    })
+}
+
+pub(super) struct Round {
+    pub(super) store: Arc<Store>,
+    pub(super) shape: TreeShape,
+    pub(super) rpc: PeerRpc,
+    pub(super) tuning: Tuning,
+    pub(super) expired_before: Option<u64>,
+    /// Keys to fetch, not yet asked for.
+    pub(super) fetch: Vec<Box<[u8]>>,
+    /// Keys to push, not yet sent, and their estimated bytes.
+    pub(super) push: Vec<Box<[u8]>>,
+    pub(super) push_bytes: usize,
+    pub(super) pulled: u64,
+    pub(super) pushed: u64,
+    pub(super) push_applied: u64,
+    pub(super) digests: u64,
+}
+
+pub(super) fn blocking_error(e: tokio::task::JoinError) -> SyncError {
+    SyncError::Internal(format!("worker failed: {e}"))
+}
+
+impl Round {
+    /// The whole round; returns the peer's node id and whether the roots
+    /// were equal.
+    async fn run(&mut self, mode: SyncMode) -> Result<(String, bool), SyncError> {
+        let ours = self.store.root();
+        let resp = self
+            .rpc
+            .get_root(proto::GetRootRequest {
+                shape: Some(shape_to_proto(self.shape)),
+                root: Some(summary_to_proto(ours)),
+            })
+            .await?;
+        let bad = |r: &str| SyncError::protocol("GetRoot", r);
+        let theirs_shape = shape_from_proto(resp.shape.as_ref().ok_or_else(|| bad("no shape"))?);
+        if theirs_shape != self.shape {
+            return Err(SyncError::ShapeMismatch {
+                ours: self.shape,
+                theirs: theirs_shape,
+            });
+        }
+        let theirs = summary_from_proto(resp.root.as_ref().ok_or_else(|| bad("no root"))?)
+            .map_err(|e| bad(&e.to_string()))?;
+        let node_id: String = resp.node_id.chars().take(256).collect();
+        match mode {
+            SyncMode::Full => {
+                self.list_and_compare(&[(Node::ROOT, None)]).await?;
+            }
+            SyncMode::Merkle => {
+                if theirs == ours {
+                    return Ok((node_id, true));
+                }
+                let root_children = resp
+                    .children
+                    .iter()
+                    .map(summary_from_proto)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(&e.to_string()))?;
+                let plan = self.descend(ours, theirs, root_children).await?;
+                self.execute(plan).await?;
+            }
+        }
+        self.flush_fetch().await?;
+        self.flush_push().await?;
+        Ok((node_id, false))
+    }
+
+    async fn execute(&mut self, plan: Plan) -> Result<(), SyncError> {
+        for chunk in plan.list.chunks(MAX_SUBTREES_PER_CALL) {
+            self.list_and_compare(chunk).await?;
+        }
+        for chunk in plan.fetch_whole.chunks(MAX_SUBTREES_PER_CALL) {
+            self.fetch_subtrees(chunk).await?;
+        }
+        self.push_subtrees(&plan.push_whole).await
+    }
+
+    /// Lists the peer's digests of `subtrees` page by page and decides, per
+    /// page, what to fetch and push.
+    pub(super) async fn list_and_compare(
+        &mut self,
+        subtrees: &[(Node, Option<Summary>)],
+    ) -> Result<(), SyncError> {
+        let shape = self.shape;
+        let with_summaries = subtrees.iter().any(|s| s.1.is_some());
+        let mut req = proto::ListDigestsRequest {
+            subtrees: subtrees.iter().map(|(n, s)| n.to_proto(*s)).collect(),
+            after: None,
+            max_bytes: self.page_bytes(),
+        };
+        let mut resp = self.rpc.list_digests(req.clone()).await?;
+        let listed: Vec<Node> = if with_summaries {
+            check_listed(&resp.listed, subtrees.len())?
+                .into_iter()
+                .map(|i| subtrees[i].0)
+                .collect()
+        } else {
+            subtrees.iter().map(|s| s.0).collect()
+        };
+        let ranges: Arc<[RangeInclusive<u64>]> = listed.iter().map(|n| n.leaves(shape)).collect();
+        let mut after: Option<Position> = None;
+        for _ in 0..MAX_PAGES_PER_LISTING {
+            let more = resp.more;
+            let theirs = check_digests(shape, resp.digests, &ranges, after.as_ref())?;
+            if more && theirs.is_empty() {
+                return Err(SyncError::protocol(
+                    "ListDigests",
+                    "an empty page that claims more follow",
+                ));
+            }
+            self.digests += theirs.len() as u64;
+            let upto = if more {
+                theirs.last().map(|l| l.position())
+            } else {
+                None
+            };
+            let store = self.store.clone();
+            let (r, a, u, cutoff) = (
+                ranges.clone(),
+                after.clone(),
+                upto.clone(),
+                self.expired_before,
+            );
+            let decisions = tokio::task::spawn_blocking(move || {
+                compare_span(&store, &r, a.as_ref(), u.as_ref(), &theirs, cutoff)
+            })
+            .await
+            .map_err(blocking_error)?;
+            self.enqueue(decisions).await?;
+            let Some(upto) = upto else {
+                return Ok(());
+            };
+            req.subtrees = listed
+                .iter()
+                .filter(|n| *n.leaves(shape).end() >= upto.leaf)
+                .map(|n| n.to_proto(None))
+                .collect();
+            req.after = Some(upto.to_proto());
+            after = Some(upto);
+            resp = self.rpc.list_digests(req.clone()).await?;
+        }
+        Err(SyncError::protocol("ListDigests", "too many pages"))
+    }
+
+    pub(super) fn page_bytes(&self) -> u32 {
+        u32::try_from(self.tuning.page_bytes).unwrap_or(u32::MAX)
+    }
+
+    pub(super) async fn enqueue(&mut self, d: Decisions) -> Result<(), SyncError> {
+        self.fetch.extend(d.fetch);
+        for (key, value_len) in d.push {
+            self.push_bytes += entry_wire_bytes(key.len(), value_len);
+            self.push.push(key);
+        }
+        if self.fetch.len() >= self.tuning.fetch_batch_keys {
+            self.flush_fetch().await?;
+        }
+        if self.push_bytes >= self.tuning.page_bytes {
+            self.flush_push().await?;
+        }
+        Ok(())
+    }
+}

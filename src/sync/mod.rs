@@ -1,0 +1,129 @@
+//! Anti-entropy over gRPC: the `MerkleSync` service, the descent client,
+//! and the scheduler that heals replicas without anyone running a command.
+//!
+//! * [`server`] / [`service`]: the sync port (`network.sync_port`), with
+//!   gRPC health and reflection.
+//! * [`client`]: one round against one peer (Merkle descent or full
+//!   exchange), reporting round trips and bytes each way.
+//! * [`scheduler`]: rounds with every peer every `interval_seconds`, on the
+//!   sync trigger, and tombstone garbage collection.
+//! * [`engine`]: runs rounds for the scheduler and for `SYNC host port`.
+//!
+//! See `docs/anti-entropy.md` for the protocol and its guarantees.
+
+pub mod client;
+pub mod compare;
+pub mod convert;
+mod descent;
+pub mod engine;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod peer;
+pub mod ranges;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+mod transfer;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use client::{run_round, RoundReport};
+pub use engine::SyncEngine;
+pub use error::SyncError;
+pub use limits::Tuning;
+pub use peer::{channel, endpoint, WireStats};
+
+use crate::node::NodeParts;
+
+/// How long shutdown waits for the gRPC server to finish in-flight calls.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The round tuning a node's configuration asks for.
+pub fn tuning_from_config(config: &crate::config::Config) -> Tuning {
+    Tuning {
+        rpc_timeout: Duration::from_secs(config.anti_entropy.timeout_seconds.max(1)),
+        tombstone_grace: Some(Duration::from_secs(config.storage.tombstone_grace_seconds)),
+        max_message_bytes: limits::max_message_bytes(config.network.max_line_bytes),
+        ..Tuning::default()
+    }
+}
+
+/// Starts the sync server, registers the `SYNC` hook and metrics, and (when
+/// `anti_entropy.enabled`) the periodic rounds; tombstone collection always
+/// runs.
+pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
+    let config = &parts.config;
+    let tuning = tuning_from_config(config);
+    let metrics = metrics::SyncMetrics::default();
+    metrics.register(&mut parts.registry);
+
+    let server = server::serve(
+        &config.sync_listen_addr(),
+        parts.store.clone(),
+        metrics.clone(),
+        tuning.max_message_bytes,
+        parts.shutdown.subscribe(),
+    )
+    .await?;
+    parts.facts.sync_addr = server.addr.to_string();
+
+    let engine = Arc::new(SyncEngine::new(
+        parts.store.clone(),
+        tuning,
+        metrics.clone(),
+    ));
+    parts.hooks.sync = Some(Arc::new(engine::OnDemand(engine.clone())));
+
+    let ae = &config.anti_entropy;
+    if ae.enabled {
+        let source = scheduler::PeerSource {
+            static_peers: ae.peer_list.clone(),
+            discovered: parts.discovered_peers.clone(),
+            own: vec![server.addr.to_string(), config.advertised_sync_addr()],
+        };
+        let schedule = scheduler::Schedule {
+            interval: Duration::from_secs(ae.interval_seconds.max(1)),
+            max_concurrent: ae.max_concurrent_syncs,
+            mode: ae.mode,
+        };
+        parts.background.push(tokio::spawn(scheduler::run(
+            engine,
+            source,
+            schedule,
+            parts.sync_trigger.clone(),
+            parts.shutdown.subscribe(),
+        )));
+    }
+    parts
+        .background
+        .push(tokio::spawn(scheduler::collect_tombstones(
+            parts.store.clone(),
+            Duration::from_secs(config.storage.tombstone_grace_seconds),
+            metrics,
+            parts.shutdown.subscribe(),
+        )));
+
+    let task = server.task;
+    parts.stop_steps.push(Box::new(move || {
+        Box::pin(async move {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SERVER_STOP_TIMEOUT, task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        })
+    }));
+    tracing::info!(
+        sync = %parts.facts.sync_addr,
+        periodic = ae.enabled,
+        mode = ae.mode.as_str(),
+        peers = ae.peer_list.len(),
+        "anti-entropy attached"
+    );
+    Ok(())
+}
