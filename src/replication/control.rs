@@ -1,0 +1,162 @@
+//! `REPLICATE enable|disable|status`: really starts and stops the
+//! replication session, and reports its state.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::session::Session;
+use super::shared::Shared;
+use crate::server::context::ReplicationControl;
+
+/// Why `REPLICATE enable` is refused on a node without a broker.
+pub const NO_BROKER: &str =
+    "replication unavailable: no MQTT broker configured ([mqtt] broker_address)";
+
+#[derive(Debug, Default)]
+struct State {
+    running: Option<Session>,
+    /// The stop of the previous session, awaited before a new one connects.
+    stopping: Option<JoinHandle<()>>,
+    /// Set at node shutdown: nothing starts again.
+    shut_down: bool,
+}
+
+/// The replication control surface of a node.
+#[derive(Debug)]
+pub struct Replication {
+    shared: Option<Arc<Shared>>,
+    runtime: Handle,
+    state: Mutex<State>,
+}
+
+impl Replication {
+    /// Control for a node without a broker: `enable` explains why it cannot.
+    pub fn unconfigured(runtime: Handle) -> Self {
+        Self {
+            shared: None,
+            runtime,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Control for a node with a broker (not started yet).
+    pub fn new(shared: Arc<Shared>, runtime: Handle) -> Self {
+        Self {
+            shared: Some(shared),
+            runtime,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Whether a session is running.
+    pub fn is_enabled(&self) -> bool {
+        self.state.lock().running.is_some()
+    }
+
+    /// Starts a session unless one runs (no duplicate clients).
+    pub fn start(&self) -> Result<(), String> {
+        let Some(shared) = &self.shared else {
+            return Err(NO_BROKER.to_owned());
+        };
+        let mut state = self.state.lock();
+        if state.shut_down {
+            return Err("the node is shutting down".to_owned());
+        }
+        if state.running.is_some() {
+            return Ok(());
+        }
+        let previous = state.stopping.take();
+        let session =
+            Session::start(shared.clone(), &self.runtime, previous).map_err(|e| e.to_string())?;
+        shared.queue.set_accepting(true);
+        state.running = Some(session);
+        tracing::info!("replication enabled");
+        Ok(())
+    }
+
+    /// Stops the running session (in the background); changes queued or
+    /// written meanwhile are not published (anti-entropy repairs them).
+    pub fn stop(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut state = self.state.lock();
+        let Some(session) = state.running.take() else {
+            return;
+        };
+        shared.queue.set_accepting(false);
+        shared.queue.clear();
+        shared.peers.clear();
+        let previous = state.stopping.take();
+        state.stopping = Some(self.runtime.spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            session.stop().await;
+        }));
+        tracing::info!("replication disabled");
+    }
+
+    /// Node shutdown: stops accepting changes, publishes what is queued
+    /// while the broker is reachable, clears presence, disconnects.
+    pub async fn shutdown(&self) {
+        let (session, stopping) = {
+            let mut state = self.state.lock();
+            state.shut_down = true;
+            (state.running.take(), state.stopping.take())
+        };
+        if let Some(shared) = &self.shared {
+            shared.queue.set_accepting(false);
+        }
+        if let Some(stopping) = stopping {
+            let _ = stopping.await;
+        }
+        if let Some(session) = session {
+            session.stop().await;
+        }
+    }
+}
+
+impl ReplicationControl for Replication {
+    fn enable(&self) -> Result<(), String> {
+        self.start()
+    }
+
+    fn disable(&self) {
+        self.stop();
+    }
+
+    fn status(&self) -> String {
+        let Some(shared) = &self.shared else {
+            return "REPLICATION disabled".to_owned();
+        };
+        if !self.is_enabled() {
+            return "REPLICATION disabled".to_owned();
+        }
+        let peers = shared.peers.peers();
+        let names = if peers.is_empty() {
+            "-".to_owned()
+        } else {
+            peers.keys().cloned().collect::<Vec<_>>().join(",")
+        };
+        let m = &shared.metrics;
+        format!(
+            "REPLICATION enabled {} nodes broker={} peers={} queued={} published={} received={} dropped={} undecodable={}",
+            peers.len() + 1,
+            if shared.is_connected() {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            names,
+            shared.queue.len(),
+            m.changes_published.get(),
+            m.changes_applied.get() + m.changes_stale.get(),
+            m.dropped_total(),
+            m.messages_undecodable.get(),
+        )
+    }
+}
