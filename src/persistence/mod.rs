@@ -1,0 +1,216 @@
+//! Durable storage: every entry (tombstones included) and the HLC
+//! high-water mark live in an embedded LSM engine (fjall) under
+//! `storage.data_dir`; the serving copy and the Merkle index live in memory
+//! and are rebuilt from disk at start-up.
+//!
+//! * [`lock`]: one process per data directory (`LOCK`, holding the pid).
+//! * [`engine`] / [`codec`]: the fjall database and the record format.
+//! * [`recovery`]: loads everything into the store at start-up.
+//! * [`queue`] / [`group_commit`]: the store records each change into an
+//!   in-memory queue; one thread writes the queue in batches and fsyncs by
+//!   `storage.fsync`; connections wait for their writes before replying.
+//!
+//! See `docs/durability.md` for what each fsync policy guarantees.
+
+pub mod clean;
+pub mod codec;
+pub mod engine;
+pub mod error;
+pub mod group_commit;
+pub mod lock;
+pub mod metrics;
+pub mod queue;
+pub mod recovery;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::node::NodeParts;
+use crate::store::Store;
+use engine::Engine;
+use error::PersistenceError;
+use group_commit::GroupCommit;
+use lock::DataDirLock;
+use metrics::StorageMetrics;
+use queue::WriteQueue;
+use recovery::RecoveryReport;
+
+/// Opens the data directory, loads it into the store, and from then on
+/// records every change durably. With `storage.persistence = false` the
+/// node stays purely in memory.
+pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
+    let storage = &parts.config.storage;
+    if !storage.persistence {
+        parts.facts.data_dir = "in-memory".into();
+        tracing::info!("persistence off: data lives in memory only");
+        return Ok(());
+    }
+    let policy = storage.fsync;
+    let dir = parts.config.data_dir();
+    let store = parts.store.clone();
+    let opened = tokio::task::spawn_blocking(move || open_and_recover(&dir, &store))
+        .await
+        .context("storage start-up task failed")??;
+    let Opened {
+        dir,
+        lock,
+        engine,
+        report,
+        unclean,
+        open_elapsed,
+    } = opened;
+    let total = open_elapsed + report.elapsed;
+    tracing::info!(
+        data_dir = %dir.display(),
+        entries = report.entries,
+        keys = report.live_keys,
+        open_ms = open_elapsed.as_millis() as u64,
+        load_ms = report.elapsed.as_millis() as u64,
+        fsync = policy.as_str(),
+        "recovered {} keys ({} entries incl. tombstones) in {:.3} s (engine open {:.3} s, load and index {:.3} s)",
+        report.live_keys,
+        report.entries,
+        total.as_secs_f64(),
+        open_elapsed.as_secs_f64(),
+        report.elapsed.as_secs_f64()
+    );
+
+    let metrics = StorageMetrics::default();
+    metrics.recovery_seconds.set(total.as_secs_f64());
+    metrics.recovered_entries.set(report.entries as i64);
+    metrics.unclean_start.set(i64::from(unclean));
+    let engine = Arc::new(engine);
+    let queue = Arc::new(WriteQueue::default());
+    metrics.register(&mut parts.registry, queue.clone(), engine.clone());
+    let commit = GroupCommit::start(queue.clone(), engine, policy, metrics)
+        .context("cannot start the storage group-commit thread")?;
+    if !parts.store.attach_log(queue.clone()) {
+        anyhow::bail!("a durable log is already attached to the store");
+    }
+    parts.hooks.durability = Some(Arc::new(commit.durability()));
+    parts.facts.data_dir = dir.display().to_string();
+
+    let store = parts.store.clone();
+    parts.stop_steps.push(Box::new(move || {
+        Box::pin(async move {
+            let started = Instant::now();
+            let final_high_water = store.clock().peek();
+            let stopped = tokio::task::spawn_blocking(move || commit.stop(final_high_water)).await;
+            match stopped {
+                Ok(Ok(())) => {
+                    mark_clean(&store, &dir);
+                    tracing::info!(
+                        data_dir = %dir.display(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "storage flushed"
+                    )
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(data_dir = %dir.display(), "storage flush failed: {e}")
+                }
+                Err(e) => {
+                    tracing::error!(data_dir = %dir.display(), "storage flush task failed: {e}")
+                }
+            }
+            drop(lock);
+        })
+    }));
+    Ok(())
+}
+
+/// Writes the clean-shutdown marker for the store as flushed.
+fn mark_clean(store: &Store, dir: &Path) {
+    // Barrier: a mutation that passed the (now closed) log before the final
+    // flush finishes under its shard lock; a scan takes every shard lock in
+    // turn, so afterwards the index matches what was written.
+    let _ = store.scan(&[0xff; 16]);
+    if let Err(e) = clean::write(dir, store.root()) {
+        tracing::warn!(data_dir = %dir.display(), "cannot write the clean-shutdown marker: {e}");
+    }
+}
+
+/// What start-up produced.
+struct Opened {
+    dir: PathBuf,
+    lock: DataDirLock,
+    engine: Engine,
+    report: RecoveryReport,
+    /// The previous run ended without a clean shutdown.
+    unclean: bool,
+    /// Time the engine took to open (journal replay included).
+    open_elapsed: std::time::Duration,
+}
+
+/// Creates and locks the directory, opens the engine and loads the store.
+/// A panic inside the engine (damaged files it did not expect) becomes an
+/// error naming the directory instead of a crash.
+fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceError> {
+    std::fs::create_dir_all(dir).map_err(|source| PersistenceError::DataDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let lock = DataDirLock::acquire(&dir)?;
+    let existed = dir.join(engine::ENGINE_DIR).join("version").exists();
+    let started = Instant::now();
+    let engine = contain_panic(&dir, || Engine::open(&dir))?;
+    let open_elapsed = started.elapsed();
+    let report = contain_panic(&dir, || recovery::recover(&engine, store))?;
+    let marker = clean::read(&dir)?;
+    let unclean = existed && marker.is_none();
+    match marker {
+        Some(expected) => {
+            let found = store.root();
+            if found != expected {
+                return Err(PersistenceError::Changed {
+                    dir,
+                    expected_entries: expected.count,
+                    found_entries: found.count,
+                });
+            }
+        }
+        None if existed => tracing::warn!(
+            data_dir = %dir.display(),
+            "the node did not shut down cleanly last time: recovered every complete write batch \
+             (an incomplete last batch, never acknowledged under fsync = \"always\", is dropped)"
+        ),
+        None => {}
+    }
+    // From here on new writes may reach the disk: the old marker no longer
+    // describes it.
+    clean::clear(&dir).map_err(|source| PersistenceError::DataDir {
+        dir: dir.clone(),
+        source,
+    })?;
+    Ok(Opened {
+        dir,
+        lock,
+        engine,
+        report,
+        unclean,
+        open_elapsed,
+    })
+}
+
+fn contain_panic<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, PersistenceError>,
+) -> Result<T, PersistenceError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(PersistenceError::Open {
+                dir: dir.join(engine::ENGINE_DIR),
+                reason: format!("the storage engine failed while reading its files ({what})"),
+            })
+        }
+    }
+}

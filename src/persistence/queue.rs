@@ -1,0 +1,319 @@
+//! The write queue between the store and the engine.
+//!
+//! [`WriteQueue::record`] runs while the store holds the key's shard lock,
+//! so it only encodes the change and appends it to an in-memory queue (no
+//! i/o, no fsync): per key, queue order is version order. The group-commit
+//! thread takes the whole queue at once, writes it to the engine as one
+//! batch and publishes how far it got; connections wait for their writes
+//! ([`WriteQueue::wait_written`]) before replying. Each waiter is woken
+//! exactly once, by the batch that covers its last write (no herd of
+//! wake-ups per batch).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::engine::LogOp;
+use crate::server::context::BoxFuture;
+use crate::store::{Entry, EntryLog, StoreError};
+
+/// Writers pause (backpressure) while this many bytes wait to be written.
+pub const QUEUE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// How long a writer waits for queue space, or a reply for its write to be
+/// confirmed, before giving up with an error.
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+const SPACE_POLL: Duration = Duration::from_millis(100);
+
+/// A batch taken off the queue.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The changes, in queue order.
+    pub ops: Vec<LogOp>,
+    /// Sequence number of the last change taken.
+    pub last_seq: u64,
+    /// Whether any change removes a key (the high-water mark must then be
+    /// written alongside).
+    pub has_removals: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ops: Vec<LogOp>,
+    bytes: usize,
+    has_removals: bool,
+    /// `Some(final high-water mark)` once shutdown began.
+    stopping: Option<u64>,
+    failure: Option<Arc<str>>,
+}
+
+type Reply = oneshot::Sender<Result<(), Arc<str>>>;
+
+/// Connections waiting for their writes, by the sequence number they need.
+#[derive(Debug, Default)]
+struct Waiters {
+    by_target: BTreeMap<u64, Vec<Reply>>,
+    /// Set once writing failed; later waits fail at once.
+    failure: Option<Arc<str>>,
+}
+
+/// The queue shared by the store (producer), the group-commit thread
+/// (consumer) and the connections (waiting for their writes).
+#[derive(Debug, Default)]
+pub struct WriteQueue {
+    state: Mutex<State>,
+    work: Condvar,
+    space: Condvar,
+    /// Sequence number of the last change queued (updated under `state`).
+    assigned: AtomicU64,
+    /// Every change up to this sequence number is written (and fsynced
+    /// under `fsync = "always"`). Only the group-commit thread moves it.
+    written: AtomicU64,
+    /// Largest HLC timestamp of any change queued.
+    max_hlc: AtomicU64,
+    waiters: Mutex<Waiters>,
+}
+
+impl WriteQueue {
+    fn push(&self, op: LogOp, hlc: u64) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(failure) = &state.failure {
+                return Err(StoreError::Persistence(failure.to_string()));
+            }
+            if state.stopping.is_some() {
+                return Err(StoreError::Persistence(
+                    "durable storage is shut down".into(),
+                ));
+            }
+            if state.bytes < QUEUE_LIMIT_BYTES {
+                break;
+            }
+            if waited >= STALL_LIMIT {
+                return Err(StoreError::Persistence(format!(
+                    "durable storage is not keeping up: {} MiB waited {} s to be written",
+                    QUEUE_LIMIT_BYTES >> 20,
+                    STALL_LIMIT.as_secs()
+                )));
+            }
+            self.space.wait_for(&mut state, SPACE_POLL);
+            waited += SPACE_POLL;
+        }
+        let was_empty = state.ops.is_empty();
+        state.bytes += op.bytes();
+        state.has_removals |= matches!(op, LogOp::Remove { .. });
+        state.ops.push(op);
+        self.assigned.fetch_add(1, Ordering::Release);
+        self.max_hlc.fetch_max(hlc, Ordering::Relaxed);
+        drop(state);
+        if was_empty {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until there is work, shutdown was requested, or `timeout`
+    /// passed (`None`: no timeout), then takes everything queued.
+    pub fn take(&self, timeout: Option<Duration>) -> (Taken, Option<u64>) {
+        self.wait_for_work(timeout);
+        self.take_now()
+    }
+
+    /// Waits until there is work, shutdown was requested, or `timeout`
+    /// passed (`None`: no timeout).
+    pub fn wait_for_work(&self, timeout: Option<Duration>) {
+        let mut state = self.state.lock();
+        if state.ops.is_empty() && state.stopping.is_none() {
+            match timeout {
+                Some(t) => {
+                    self.work.wait_for(&mut state, t);
+                }
+                None => self.work.wait(&mut state),
+            }
+        }
+    }
+
+    /// Takes everything queued, without waiting.
+    pub fn take_now(&self) -> (Taken, Option<u64>) {
+        let mut state = self.state.lock();
+        let taken = Taken {
+            ops: std::mem::take(&mut state.ops),
+            last_seq: self.assigned.load(Ordering::Acquire),
+            has_removals: std::mem::take(&mut state.has_removals),
+        };
+        let freed = std::mem::take(&mut state.bytes) > 0;
+        let stopping = state.stopping;
+        drop(state);
+        if freed {
+            self.space.notify_all();
+        }
+        (taken, stopping)
+    }
+
+    /// Sequence number of the last change queued.
+    pub fn assigned(&self) -> u64 {
+        self.assigned.load(Ordering::Acquire)
+    }
+
+    /// Largest HLC timestamp queued so far.
+    pub fn max_hlc(&self) -> u64 {
+        self.max_hlc.load(Ordering::Relaxed)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    /// The failure that stopped writing, if any.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.waiters.lock().failure.clone()
+    }
+
+    /// Publishes that every change up to `seq` is written, and answers the
+    /// connections waiting for those changes.
+    pub fn mark_written(&self, seq: u64) {
+        // Store first, then take the waiters' lock: a waiter that checks
+        // `written` under that lock either sees `seq` or is answered here.
+        self.written.fetch_max(seq, Ordering::Release);
+        let ready = {
+            let mut waiters = self.waiters.lock();
+            let later = waiters.by_target.split_off(&(seq + 1));
+            std::mem::replace(&mut waiters.by_target, later)
+        };
+        for reply in ready.into_values().flatten() {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Records a fatal write failure: later writes and waits get `message`,
+    /// and every connection still waiting is answered with it.
+    pub fn fail(&self, message: String) {
+        let message: Arc<str> = message.into();
+        self.state.lock().failure = Some(message.clone());
+        self.space.notify_all();
+        let waiting = {
+            let mut waiters = self.waiters.lock();
+            waiters.failure = Some(message.clone());
+            std::mem::take(&mut waiters.by_target)
+        };
+        for reply in waiting.into_values().flatten() {
+            let _ = reply.send(Err(message.clone()));
+        }
+    }
+
+    /// Begins shutdown: no change is accepted afterwards; the group-commit
+    /// thread writes what is queued plus `final_high_water`, then exits.
+    pub fn stop(&self, final_high_water: u64) {
+        self.state.lock().stopping = Some(final_high_water);
+        self.work.notify_all();
+        self.space.notify_all();
+    }
+
+    /// Resolves once every change queued before the call is written (and
+    /// fsynced under `fsync = "always"`), or with the failure that stopped
+    /// writing.
+    pub fn wait_written(&self) -> BoxFuture<Result<(), String>> {
+        self.wait_written_up_to(self.assigned())
+    }
+
+    /// Resolves once every change up to `target` is written, or with the
+    /// failure that stopped writing.
+    pub fn wait_written_up_to(&self, target: u64) -> BoxFuture<Result<(), String>> {
+        let rx = {
+            let mut waiters = self.waiters.lock();
+            if self.written.load(Ordering::Acquire) >= target {
+                return Box::pin(std::future::ready(Ok(())));
+            }
+            if let Some(f) = &waiters.failure {
+                return Box::pin(std::future::ready(Err(f.to_string())));
+            }
+            let (tx, rx) = oneshot::channel();
+            waiters.by_target.entry(target).or_default().push(tx);
+            rx
+        };
+        Box::pin(async move {
+            match tokio::time::timeout(STALL_LIMIT, rx).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(f))) => Err(f.to_string()),
+                Ok(Err(_)) => Err("durable storage stopped".into()),
+                Err(_) => Err(format!(
+                    "write not confirmed durable within {} s",
+                    STALL_LIMIT.as_secs()
+                )),
+            }
+        })
+    }
+}
+
+impl EntryLog for WriteQueue {
+    fn record(&self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
+        let op = LogOp::put(key, entry).map_err(|e| StoreError::Persistence(e.to_string()))?;
+        self.push(op, entry.version.hlc)
+    }
+
+    fn forget(&self, key: &[u8]) -> Result<(), StoreError> {
+        let op = LogOp::remove(key).map_err(|e| StoreError::Persistence(e.to_string()))?;
+        self.push(op, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Version;
+
+    fn entry(hlc: u64) -> Entry {
+        Entry {
+            version: Version::new(hlc, 1),
+            value: Some(b"v".to_vec().into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn waits_resolve_once_their_writes_are_marked_written() {
+        let q = Arc::new(WriteQueue::default());
+        assert_eq!(q.wait_written().await, Ok(()), "nothing queued yet");
+        q.record(b"a", &entry(5)).expect("record");
+        q.record(b"b", &entry(9)).expect("record");
+        let wait = q.wait_written();
+        let (taken, stopping) = q.take(Some(Duration::ZERO));
+        assert_eq!(taken.ops.len(), 2);
+        assert_eq!(taken.last_seq, 2);
+        assert_eq!(stopping, None);
+        assert_eq!(q.max_hlc(), 9);
+        let waiter = tokio::spawn(wait);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "must wait for the write");
+        q.mark_written(taken.last_seq);
+        assert_eq!(waiter.await.expect("join"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_failure_reaches_waiters_and_later_writers() {
+        let q = Arc::new(WriteQueue::default());
+        q.record(b"a", &entry(1)).expect("record");
+        let wait = q.wait_written();
+        q.fail("disk on fire".into());
+        assert_eq!(wait.await, Err("disk on fire".into()));
+        assert_eq!(
+            q.record(b"b", &entry(2)),
+            Err(StoreError::Persistence("disk on fire".into()))
+        );
+    }
+
+    #[test]
+    fn stopping_refuses_new_writes_and_wakes_the_writer() {
+        let q = WriteQueue::default();
+        q.forget(b"x").expect("forget");
+        q.stop(42);
+        let (taken, stopping) = q.take(None);
+        assert_eq!(stopping, Some(42));
+        assert!(taken.has_removals);
+        assert!(q.record(b"y", &entry(3)).is_err());
+    }
+}
