@@ -145,6 +145,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
 
     // Subsystems attach here, in dependency order (one line each):
     // durable storage → anti-entropy → replication; metrics stays last.
+    crate::persistence::attach(&mut parts).await?;
+    crate::sync::attach(&mut parts).await?;
+    crate::replication::attach(&mut parts).await?;
     crate::metrics::attach(&mut parts).await?;
 
     let ctx = Arc::new(ServerContext {
