@@ -233,6 +233,29 @@ fn keys_cross_between_resp_and_the_text_protocol() {
     assert_eq!(text.cmd("GET from:text"), "NOT_FOUND\r\n");
 }
 
+#[test]
+fn a_binary_value_never_breaks_text_protocol_framing() {
+    let node = node();
+    let mut resp = node.client();
+    let mut text = node.client();
+    expect(&mut resp, &[b"SET", b"bin", b"a\r\nOK\r\nb"], b"+OK\r\n");
+    expect(&mut resp, &[b"SET", b"plain", b"p"], b"+OK\r\n");
+    expect(&mut resp, &[b"SET", b"line\nkey", b"v"], b"+OK\r\n");
+    let refused =
+        "ERROR value contains CR or LF and cannot be sent as a text line: read it over RESP\r\n";
+    assert_eq!(text.cmd("GET bin"), refused);
+    assert_eq!(text.cmd("MGET plain bin"), refused);
+    assert_eq!(text.cmd("APPEND bin x"), refused);
+    assert_eq!(text.cmd("SCAN line"), refused);
+    // The connection is still in step: the next reply is the next line.
+    assert_eq!(text.cmd("GET plain"), "VALUE p\r\n");
+    assert_eq!(text.cmd_lines("SCAN pl", 2), ["KEYS 1\r\n", "plain\r\n"]);
+    // The refused APPEND changed nothing; RESP reads the value byte for byte
+    // and may still append to it.
+    expect(&mut resp, &[b"GET", b"bin"], b"$8\r\na\r\nOK\r\nb\r\n");
+    expect(&mut resp, &[b"APPEND", b"bin", b"x"], b":9\r\n");
+}
+
 /// Runs redis-cli with `args` (and `stdin`), returning its output.
 fn run_cli(cli: &PathBuf, port: u16, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(cli)

@@ -488,3 +488,26 @@ fn random_bytes_never_crash_the_server() {
     assert_serving(&mut node);
     assert!(node.output.try_iter().all(|l| !l.contains("panicked")));
 }
+
+#[test]
+fn append_cannot_grow_a_value_past_max_line_bytes() {
+    let mut node =
+        NodeProcess::start(NodeSpec::new("applim").env("MERKLE_KV_NETWORK_MAX_LINE_BYTES", 1024));
+    let mut c = node.client();
+    let chunk = "x".repeat(600);
+    assert_eq!(c.cmd(&format!("SET k {chunk}")), "OK\r\n");
+    assert_eq!(
+        c.cmd(&format!("APPEND k {chunk}")),
+        "ERROR value would exceed the maximum size of 1024 bytes\r\n"
+    );
+    assert_eq!(
+        c.cmd(&format!("PREPEND k {chunk}")),
+        "ERROR value would exceed the maximum size of 1024 bytes\r\n"
+    );
+    assert_eq!(c.cmd("GET k"), format!("VALUE {chunk}\r\n"));
+    assert_eq!(
+        c.cmd(&format!("APPEND k {}", "y".repeat(424))),
+        format!("VALUE {chunk}{}\r\n", "y".repeat(424))
+    );
+    assert_serving(&mut node);
+}

@@ -432,7 +432,17 @@ fn a_one_mib_value_round_trips() {
     let reply = c.line();
     assert_eq!(reply.len(), "VALUE ".len() + value.len() + 2);
     assert!(reply == format!("VALUE {value}\r\n"), "1 MiB value changed");
-    expect(&mut c, "APPEND big !", &format!("VALUE {value}!\r\n"));
+    // A value may not outgrow the largest value a client can send.
+    expect(
+        &mut c,
+        "APPEND big !",
+        "ERROR value would exceed the maximum size of 1048576 bytes\r\n",
+    );
+    c.send(b"GET big\r\n");
+    assert!(
+        c.line() == format!("VALUE {value}\r\n"),
+        "refused APPEND changed the value"
+    );
     expect(&mut c, "DBSIZE", "DBSIZE 1\r\n");
 }
 

@@ -15,6 +15,16 @@ pub enum Protocol {
     Resp,
 }
 
+/// The text-protocol error for a stored value or key containing `\r` or
+/// `\n` (written through RESP, which is binary-safe).
+pub const UNFRAMEABLE: &[u8] =
+    b"ERROR value contains CR or LF and cannot be sent as a text line: read it over RESP";
+
+/// Whether `v` can be sent on one text-protocol line.
+fn text_safe(v: &[u8]) -> bool {
+    memchr::memchr2(b'\r', b'\n', v).is_none()
+}
+
 /// A value in [`ReplyBuf::pairs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairValue<'a> {
@@ -91,6 +101,13 @@ impl ReplyBuf {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// The text reply for a value or key that holds `\r` or `\n` (only
+    /// RESP can write those): sending it raw would split one reply into
+    /// several lines and desynchronise the client.
+    fn unframeable(&mut self) {
+        self.line(&[UNFRAMEABLE]);
+    }
+
     fn bulk(&mut self, v: &[u8]) {
         let _ = write!(self.buf, "${}\r\n", v.len());
         self.buf.extend_from_slice(v);
@@ -124,6 +141,7 @@ impl ReplyBuf {
     /// A GET result: `VALUE v` / `NOT_FOUND`; bulk / nil.
     pub fn value(&mut self, v: Option<&[u8]>) {
         match (self.proto, v) {
+            (Protocol::Text, Some(v)) if !text_safe(v) => self.unframeable(),
             (Protocol::Text, Some(v)) => self.line(&[b"VALUE ", v]),
             (Protocol::Text, None) => self.line(&[b"NOT_FOUND"]),
             (Protocol::Resp, Some(v)) => self.bulk(v),
@@ -154,6 +172,7 @@ impl ReplyBuf {
     /// An APPEND/PREPEND result: `VALUE <new value>`; `:<new length>`.
     pub fn appended(&mut self, v: &[u8]) {
         match self.proto {
+            Protocol::Text if !text_safe(v) => self.unframeable(),
             Protocol::Text => self.line(&[b"VALUE ", v]),
             Protocol::Resp => self.int(v.len() as i64),
         }
@@ -166,6 +185,12 @@ impl ReplyBuf {
                 let found = items.iter().filter(|(_, v)| v.is_some()).count();
                 if found == 0 {
                     return self.line(&[b"NOT_FOUND"]);
+                }
+                if items
+                    .iter()
+                    .any(|(_, v)| v.as_deref().is_some_and(|v| !text_safe(v)))
+                {
+                    return self.unframeable();
                 }
                 let _ = write!(self.buf, "VALUES {found}\r\n");
                 for (k, v) in items {
@@ -197,6 +222,7 @@ impl ReplyBuf {
     /// A SCAN/KEYS result: `KEYS n` then one key per line; an array.
     pub fn keys(&mut self, keys: &[Box<[u8]>]) {
         match self.proto {
+            Protocol::Text if keys.iter().any(|k| !text_safe(k)) => self.unframeable(),
             Protocol::Text => {
                 let _ = write!(self.buf, "KEYS {}\r\n", keys.len());
                 for k in keys {

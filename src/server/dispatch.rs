@@ -81,8 +81,24 @@ pub fn execute<'a>(
         Command::Increment(key, delta) => {
             write(ctx, session, out, WriteOp::Increment { key, delta })
         }
-        Command::Append(key, suffix) => write(ctx, session, out, WriteOp::Append { key, suffix }),
-        Command::Prepend(key, prefix) => write(ctx, session, out, WriteOp::Prepend { key, prefix }),
+        Command::Append(key, suffix) => {
+            let line_safe = out.protocol() == Protocol::Text;
+            let op = WriteOp::Append {
+                key,
+                suffix,
+                line_safe,
+            };
+            write(ctx, session, out, op)
+        }
+        Command::Prepend(key, prefix) => {
+            let line_safe = out.protocol() == Protocol::Text;
+            let op = WriteOp::Prepend {
+                key,
+                prefix,
+                line_safe,
+            };
+            write(ctx, session, out, op)
+        }
         Command::MGet(keys) => {
             let items: Vec<(&[u8], Option<Vec<u8>>)> =
                 keys.iter().map(|k| (*k, store.get(k))).collect();

@@ -59,6 +59,8 @@ pub struct StoreOptions {
     pub max_clock_skew_ms: u64,
     /// Refuse writes beyond this many bytes (0 = unlimited).
     pub memory_limit_bytes: u64,
+    /// Largest value APPEND/PREPEND may produce (0 = unlimited).
+    pub max_value_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -68,6 +70,7 @@ impl Default for StoreOptions {
             shape: TreeShape::DEFAULT,
             max_clock_skew_ms: 60_000,
             memory_limit_bytes: 0,
+            max_value_bytes: 0,
         }
     }
 }
@@ -118,6 +121,7 @@ pub struct Store {
     live_keys: AtomicU64,
     memory_used: AtomicU64,
     memory_limit: u64,
+    max_value: u64,
     log: std::sync::OnceLock<Arc<dyn EntryLog>>,
 }
 
@@ -158,6 +162,7 @@ impl Store {
             live_keys: AtomicU64::new(0),
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
+            max_value: options.max_value_bytes,
             log: std::sync::OnceLock::new(),
         })
     }

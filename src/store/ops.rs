@@ -31,6 +31,9 @@ pub enum WriteOp<'a> {
         key: &'a [u8],
         /// Bytes to add at the end.
         suffix: &'a [u8],
+        /// Refuse (`NotLineSafe`) when the result would hold `\r`/`\n`:
+        /// the text protocol replies with the whole new value on one line.
+        line_safe: bool,
     },
     /// Prepend `prefix` to the value (missing = empty).
     Prepend {
@@ -38,6 +41,8 @@ pub enum WriteOp<'a> {
         key: &'a [u8],
         /// Bytes to add at the front.
         prefix: &'a [u8],
+        /// As for `Append`.
+        line_safe: bool,
     },
     /// Set several keys (each key individually versioned).
     MultiSet {
@@ -96,8 +101,14 @@ pub(super) fn apply(
             })?;
             Ok((WriteResult::Number(result), vec![change]))
         }
-        WriteOp::Append { key, suffix } => {
+        WriteOp::Append {
+            key,
+            suffix,
+            line_safe,
+        } => {
             let change = store.write_local(key, |old| {
+                store.check_value_size(old.map_or(0, <[u8]>::len) + suffix.len())?;
+                check_line_safe(line_safe, old, suffix)?;
                 let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
                 v.extend_from_slice(suffix);
                 Ok(Some(v.into_boxed_slice()))
@@ -105,8 +116,14 @@ pub(super) fn apply(
             let value = change.entry.value.clone().unwrap_or_default();
             Ok((WriteResult::Value(value), vec![change]))
         }
-        WriteOp::Prepend { key, prefix } => {
+        WriteOp::Prepend {
+            key,
+            prefix,
+            line_safe,
+        } => {
             let change = store.write_local(key, |old| {
+                store.check_value_size(old.map_or(0, <[u8]>::len) + prefix.len())?;
+                check_line_safe(line_safe, old, prefix)?;
                 let mut v = prefix.to_vec();
                 v.extend_from_slice(old.unwrap_or_default());
                 Ok(Some(v.into_boxed_slice()))
@@ -141,12 +158,31 @@ pub(super) fn apply(
     }
 }
 
+/// With `line_safe`, refuses a result that would hold `\r` or `\n`.
+fn check_line_safe(line_safe: bool, old: Option<&[u8]>, added: &[u8]) -> Result<(), StoreError> {
+    let has_break = |v: &[u8]| memchr::memchr2(b'\r', b'\n', v).is_some();
+    if line_safe && (old.is_some_and(has_break) || has_break(added)) {
+        return Err(StoreError::NotLineSafe);
+    }
+    Ok(())
+}
+
 /// Parses a stored value as a decimal i64 (optional sign, no spaces).
 fn parse_i64(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 impl Store {
+    /// Refuses a value of `len` bytes above `max_value_bytes`.
+    fn check_value_size(&self, len: usize) -> Result<(), StoreError> {
+        if self.max_value > 0 && len as u64 > self.max_value {
+            return Err(StoreError::ValueTooLarge {
+                limit: self.max_value,
+            });
+        }
+        Ok(())
+    }
+
     /// Read-modify-write of one key under its shard lock: `compute` sees the
     /// live value (or `None`) and returns the new value (or `None` for a
     /// tombstone).

@@ -149,20 +149,55 @@ fn append_and_prepend() {
         .apply_local(WriteOp::Append {
             key: b"k",
             suffix: b"lo",
+            line_safe: false,
         })
         .expect("append");
     assert_eq!(r.0, WriteResult::Value(b"lo"[..].into()));
     s.apply_local(WriteOp::Prepend {
         key: b"k",
         prefix: b"hel",
+        line_safe: false,
     })
     .expect("prepend");
     s.apply_local(WriteOp::Append {
         key: b"k",
         suffix: b"!",
+        line_safe: false,
     })
     .expect("append");
     assert_eq!(s.get(b"k").as_deref(), Some(&b"hello!"[..]));
+}
+
+#[test]
+fn append_and_prepend_never_grow_a_value_past_the_limit() {
+    let s = Store::new(StoreOptions {
+        max_value_bytes: 8,
+        ..StoreOptions::default()
+    })
+    .expect("store");
+    set(&s, "k", "12345");
+    let too_large = Err(StoreError::ValueTooLarge { limit: 8 });
+    let append = |suffix: &[u8]| {
+        s.apply_local(WriteOp::Append {
+            key: b"k",
+            suffix,
+            line_safe: true,
+        })
+        .map(|(r, _)| r)
+    };
+    assert_eq!(append(b"6789"), too_large);
+    let prepended = s.apply_local(WriteOp::Prepend {
+        key: b"k",
+        prefix: b"0000",
+        line_safe: true,
+    });
+    assert_eq!(prepended.map(|(r, _)| r), too_large);
+    // Unchanged by the refused writes; exactly the limit is allowed.
+    assert_eq!(s.get(b"k").as_deref(), Some(&b"12345"[..]));
+    assert_eq!(
+        append(b"678"),
+        Ok(WriteResult::Value(b"12345678"[..].into()))
+    );
 }
 
 #[test]

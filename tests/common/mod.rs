@@ -260,10 +260,24 @@ impl Client {
         (0..n).map(|_| self.line()).collect()
     }
 
-    /// Whether the server closed the connection (EOF within 5 s).
+    /// Whether the server closed the connection: EOF (or a reset) within
+    /// 5 s. Unread bytes, a read timeout or any other error count as open,
+    /// so a server that keeps the connection up fails the check.
     pub fn is_closed(&mut self) -> bool {
+        use std::io::ErrorKind;
+        let _ = self
+            .reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(5)));
         let mut b = [0u8; 1];
-        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+        match self.reader.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            ),
+        }
     }
 }
 
