@@ -1,7 +1,7 @@
 //! Crash tests with the real binary: acknowledged writes survive `kill -9`.
 //!
-//! Eight writer threads SET unique keys (and DEL some of their own acked
-//! keys) while the node runs with `storage.fsync = "always"`; the node is
+//! Eight writer threads SET unique keys (overwrite some and DEL some of
+//! their own acked keys) while the node runs with `storage.fsync = "always"`; the node is
 //! killed with SIGKILL at a random moment; after a restart on the same data
 //! directory every acknowledged SET is present with its value and every
 //! acknowledged DEL is still deleted. Repeated for several random kill
@@ -65,10 +65,26 @@ fn writer(port: u16, round: usize, id: usize, stop: Arc<AtomicBool>) -> Acked {
         i += 1;
         match try_cmd(&mut client, &format!("SET {key} {value}")) {
             Some(reply) if reply == "OK\r\n" => {
-                acked.live.insert(key.clone(), value);
+                acked.live.insert(key.clone(), value.clone());
             }
             Some(reply) => panic!("SET {key}: unexpected reply {reply:?}"),
             None => break,
+        }
+        if i % 3 == 0 {
+            // Overwrite the key just written: an older value coming back
+            // after recovery must be caught, not only a missing one.
+            let newer = format!("{value}-overwritten");
+            match try_cmd(&mut client, &format!("SET {key} {newer}")) {
+                Some(reply) if reply == "OK\r\n" => {
+                    acked.live.insert(key.clone(), newer);
+                }
+                Some(reply) => panic!("SET {key} (overwrite): unexpected reply {reply:?}"),
+                None => {
+                    // Unknown outcome: either value may be there.
+                    acked.live.remove(&key);
+                    break;
+                }
+            }
         }
         if i % 4 == 0 {
             let victim = acked.live.keys().next().cloned();

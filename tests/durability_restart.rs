@@ -175,3 +175,24 @@ fn concurrent_writers_share_fsyncs_with_fsync_always() {
     );
     eprintln!("{writes} writes, {fsyncs} fsyncs");
 }
+
+#[test]
+fn fsync_always_syncs_before_every_reply() {
+    // One client, one write at a time: no two writes can share a batch, so
+    // a node that replies before its fsync shows fewer fsyncs than writes.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = NodeProcess::start(persistent("fs1", &tmp.path().join("data"), "always"));
+    let before = metric(node.metrics_port, "merklekv_storage_fsyncs_total");
+    let mut c = node.client();
+    for i in 0..100 {
+        assert_eq!(c.cmd(&format!("SET seq{i} x")), "OK\r\n");
+        if i % 10 == 9 {
+            assert_eq!(c.cmd(&format!("DEL seq{i}")), "DELETED\r\n");
+        }
+    }
+    let fsyncs = metric(node.metrics_port, "merklekv_storage_fsyncs_total") - before;
+    assert!(
+        fsyncs >= 110.0,
+        "110 sequential acknowledged writes need 110 fsyncs, saw {fsyncs}"
+    );
+}

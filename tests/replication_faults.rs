@@ -139,13 +139,14 @@ fn writer(port: u16, node: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHan
 fn a_broker_outage_under_write_load_heals_without_help() {
     let mut broker = Broker::start();
     let prefix = unique_prefix("outage");
-    // A small queue makes sure the outage overflows it: convergence then
-    // needs the anti-entropy round triggered by the reconnect.
+    // A small queue makes sure the outage overflows it, and periodic rounds
+    // are an hour apart: convergence then needs the anti-entropy round that
+    // each reconnect triggers.
     let specs = ["n1", "n2", "n3"]
         .iter()
         .map(|id| spec(id, &broker.url(), &prefix).env("MERKLE_KV_MQTT_QUEUE_SIZE", 200))
         .collect();
-    let nodes = start_with_anti_entropy(specs);
+    let nodes = start_with_anti_entropy_every(specs, 3600);
     wait_connected(&nodes, 3);
 
     let stop = Arc::new(AtomicBool::new(false));

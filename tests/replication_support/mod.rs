@@ -50,6 +50,16 @@ impl Ports {
 /// Starts `specs` with anti-entropy on (1 s rounds), each listing every
 /// other node as a static peer.
 pub fn start_with_anti_entropy(specs: Vec<NodeSpec>) -> Vec<NodeProcess> {
+    start_with_anti_entropy_every(specs, 1)
+}
+
+/// As [`start_with_anti_entropy`], with periodic rounds every
+/// `interval_seconds` (a large value leaves only the rounds that MQTT
+/// reconnects and `SYNC` trigger).
+pub fn start_with_anti_entropy_every(
+    specs: Vec<NodeSpec>,
+    interval_seconds: u64,
+) -> Vec<NodeProcess> {
     let ports: Vec<Ports> = specs.iter().map(|_| Ports::free()).collect();
     specs
         .into_iter()
@@ -61,7 +71,9 @@ pub fn start_with_anti_entropy(specs: Vec<NodeSpec>) -> Vec<NodeProcess> {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, p)| format!("127.0.0.1:{}", p.sync))
                 .collect();
-            let spec = anti_entropy(spec).env("MERKLE_KV_ANTI_ENTROPY_PEER_LIST", peers.join(","));
+            let spec = anti_entropy(spec)
+                .env("MERKLE_KV_ANTI_ENTROPY_INTERVAL_SECONDS", interval_seconds)
+                .env("MERKLE_KV_ANTI_ENTROPY_PEER_LIST", peers.join(","));
             let p = ports[i];
             NodeProcess::start_with_ports(spec, p.client, p.sync, p.metrics)
         })
