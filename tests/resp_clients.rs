@@ -348,6 +348,83 @@ fn redis_cli_session_fed_through_stdin() {
     assert_eq!(node.client().cmd("GET visits"), "VALUE 2\r\n");
 }
 
+#[test]
+fn redis_cli_pipe_mass_insert() {
+    let Some(cli) = redis_cli() else { return };
+    let node = node();
+    let mut input = Vec::new();
+    for i in 0..1000 {
+        input.extend(request(&[
+            b"SET",
+            format!("mass:{i}").as_bytes(),
+            b"v\r\n\0",
+        ]));
+    }
+    let mut child = Command::new(&cli)
+        .args(["-p", &node.port.to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis-cli --pipe");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("feed redis-cli");
+    let out = child.wait_with_output().expect("redis-cli --pipe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("errors: 0, replies: 1000"), "{stdout}");
+    assert_eq!(node.client().cmd("DBSIZE"), "DBSIZE 1000\r\n");
+}
+
+#[test]
+fn redis_cli_interactive_ping_on_a_terminal() {
+    let Some(cli) = redis_cli() else { return };
+    let Some(script) = which("script") else {
+        available("script (util-linux) for a pseudo-terminal", false);
+        return;
+    };
+    let node = node();
+    // `script` runs redis-cli on a pseudo-terminal: the prompt and the
+    // reply formatting are the interactive ones. A window size spares
+    // linenoise its cursor-position query, which only a terminal answers;
+    // `timeout` bounds the session whatever happens.
+    let command = format!("stty cols 200 rows 50; {} -p {}", cli.display(), node.port);
+    let mut child = Command::new("timeout")
+        .arg("20")
+        .arg(script)
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"PING\r").expect("type PING");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"GET nothing\r").expect("type GET");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"exit\r").expect("type exit");
+    drop(stdin);
+    let out = child.wait_with_output().expect("redis-cli on a pty");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let prompt = format!("127.0.0.1:{}> ", node.port);
+    assert!(
+        screen.contains(&prompt),
+        "no prompt {prompt:?} in {screen:?}"
+    );
+    assert!(screen.contains("PONG\r\n"), "no PONG in {screen:?}");
+    assert!(screen.contains("(nil)\r\n"), "no (nil) in {screen:?}");
+}
+
 /// Whether `python3` with the `redis` package is available.
 fn redis_py() -> bool {
     let ok = Command::new("python3")
@@ -436,45 +513,79 @@ fn redis_benchmark_quick_run() {
 fn merklekv_bench_against_our_node() {
     let node = node();
     for protocol in ["text", "resp"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_merklekv"))
-            .args([
-                "bench",
-                "--port",
-                &node.port.to_string(),
-                "--protocol",
-                protocol,
-                "--requests",
-                "2000",
-                "--clients",
-                "4",
-                "--json",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run merklekv bench");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "bench --protocol {protocol}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json = stdout
-            .lines()
-            .rfind(|l| l.trim_start().starts_with('{'))
-            .unwrap_or_else(|| panic!("no JSON in {stdout}"));
-        let report: serde_json::Value = serde_json::from_str(json).expect("bench JSON");
-        let num = |k: &str| {
-            report[k]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{k} missing in {json}"))
-        };
-        assert!(num("ops_per_sec") > 0.0, "{json}");
-        assert_eq!(num("errors"), 0.0, "{json}");
-        assert_eq!(num("requests"), 2000.0, "{json}");
-        let percentiles = ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"].map(num);
-        assert!(
-            percentiles.windows(2).all(|w| w[0] <= w[1]) && percentiles[0] > 0.0,
-            "percentiles not monotone: {json}"
-        );
+        check_bench(node.port, protocol);
     }
+}
+
+#[test]
+fn merklekv_bench_against_redis_server() {
+    let Some(server) = which("redis-server") else {
+        available("redis-server (Debian package redis-server)", false);
+        return;
+    };
+    let port = common::free_port();
+    let mut redis = Command::new(server)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let up = common::wait_until(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "redis-server did not listen on {port}");
+        check_bench(port, "resp");
+    });
+    let _ = redis.kill();
+    let _ = redis.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Runs `merklekv bench --json` against `port` and checks the report is
+/// sane: every request answered without error, ops/s > 0, percentiles
+/// monotone.
+fn check_bench(port: u16, protocol: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_merklekv"))
+        .args([
+            "bench",
+            "--port",
+            &port.to_string(),
+            "--protocol",
+            protocol,
+            "--requests",
+            "2000",
+            "--clients",
+            "4",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run merklekv bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench --protocol {protocol}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = stdout
+        .lines()
+        .rfind(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in {stdout}"));
+    let report: serde_json::Value = serde_json::from_str(json).expect("bench JSON");
+    let num = |k: &str| {
+        report[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {json}"))
+    };
+    assert!(num("ops_per_sec") > 0.0, "{json}");
+    assert_eq!(num("errors"), 0.0, "{json}");
+    assert_eq!(num("requests"), 2000.0, "{json}");
+    let percentiles = ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"].map(num);
+    assert!(
+        percentiles.windows(2).all(|w| w[0] <= w[1]) && percentiles[0] > 0.0,
+        "percentiles not monotone: {json}"
+    );
 }

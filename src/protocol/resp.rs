@@ -33,7 +33,9 @@ pub enum FrameError {
 /// Parses one request from the front of `buf`. On success returns the bytes
 /// consumed and fills `args` with the byte ranges of the arguments; `None`
 /// means more input is needed. Bulk strings longer than `max_bulk` are
-/// refused before they are buffered.
+/// refused before they are buffered. Blank lines between requests (`\r\n`,
+/// which `redis-cli --pipe` sends before its closing `ECHO`) are consumed
+/// with no arguments, as Redis skips empty inline commands.
 pub fn parse_request(
     buf: &[u8],
     max_bulk: usize,
@@ -43,6 +45,13 @@ pub fn parse_request(
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
+    if first == b'\r' || first == b'\n' {
+        let blank = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        return Ok(Some(blank));
+    }
     if first != b'*' {
         return Err(FrameError::ExpectedArray(first as char));
     }
@@ -329,6 +338,17 @@ mod tests {
         let mut r = Vec::new();
         Ok(parse_request(buf, 1 << 20, &mut r)?
             .map(|n| (n, r.iter().map(|x| buf[x.clone()].to_vec()).collect())))
+    }
+
+    #[test]
+    fn blank_lines_between_requests_are_skipped() {
+        assert_eq!(parse(b"\r\n*1\r\n$4\r\nPING\r\n"), Ok(Some((2, vec![]))));
+        assert_eq!(parse(b"\n\r\n\n"), Ok(Some((4, vec![]))));
+        assert_eq!(
+            parse(b"*1\r\n$4\r\nPING\r\n"),
+            Ok(Some((14, vec![b"PING".to_vec()])))
+        );
+        assert_eq!(parse(b" x"), Err(FrameError::ExpectedArray(' ')));
     }
 
     #[test]
