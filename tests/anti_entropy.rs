@@ -102,7 +102,7 @@ fn shapes() -> impl Strategy<Value = TreeShape> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     /// Two stores built from random interleavings of SET/DEL/INC (and
     /// partial replication) end identical — contents and roots — after one

@@ -102,6 +102,13 @@ fn two_nodes_converge_by_themselves() {
         dbsize(&mut c2)
     );
     eprintln!("converged after {:?}", started.elapsed());
+    // "By themselves within a few intervals" (1 s rounds): the wait above
+    // only bounds a hung test, this bounds the healing.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "converged only after {:?}, more than a few 1 s intervals",
+        started.elapsed()
+    );
     assert_eq!(c2.cmd("GET a00010"), "VALUE a-new-10\r\n");
     assert_eq!(c1.cmd("GET b00020"), "VALUE b-new-20\r\n");
     assert_eq!(c2.cmd("GET a00011"), "NOT_FOUND\r\n");

@@ -100,11 +100,29 @@ fn metric(port: u16, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A TCP peer that answers every connection with garbage and hangs up
+/// (not gRPC, not even HTTP/2); `host:port`. The thread serves until the
+/// test process exits.
+fn garbage_peer() -> std::net::SocketAddr {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind garbage peer");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.write_all(b"\x00\xffgarbage that is not HTTP/2\r\n\r\n");
+        }
+    });
+    addr
+}
+
 #[test]
 fn node_counts_failed_rounds_and_keeps_serving() {
     let rt = runtime();
     let stuck = rt.block_on(serve_liar(Lie::StuckPages));
     let slow = rt.block_on(serve_liar(Lie::Slow));
+    let wrong_shape = rt.block_on(serve_liar(Lie::WrongShape));
+    let garbage = garbage_peer();
     let node = NodeProcess::start(
         NodeSpec::new("n1")
             .env("MERKLE_KV_ANTI_ENTROPY_ENABLED", "true")
@@ -112,7 +130,7 @@ fn node_counts_failed_rounds_and_keeps_serving() {
             .env("MERKLE_KV_ANTI_ENTROPY_TIMEOUT_SECONDS", 1)
             .env(
                 "MERKLE_KV_ANTI_ENTROPY_PEER_LIST",
-                format!("{stuck},{slow}"),
+                format!("{stuck},{slow},{wrong_shape},{garbage}"),
             ),
     );
     let mut c = node.client();
@@ -165,6 +183,17 @@ fn node_counts_failed_rounds_and_keeps_serving() {
             r#"merklekv_sync_failures_total{reason="protocol"}"#
         ) >= 2.0
     );
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            node.metrics_port,
+            r#"merklekv_sync_failures_total{reason="shape_mismatch"}"#
+        ) >= 1.0),
+        "a peer with another tree shape was not refused and counted"
+    );
+    // The peer that answers with bytes that are not HTTP/2 fails its rounds
+    // as well (counted under whichever transport reason tonic reports).
+    let reply = c.cmd(&format!("SYNC 127.0.0.1 {}", garbage.port()));
+    assert!(reply.starts_with("ERROR SYNC with"), "{reply}");
     assert_eq!(c.cmd("SET after failures"), "OK\r\n");
     let logged: Vec<String> = node.output.try_iter().collect();
     assert!(

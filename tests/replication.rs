@@ -134,12 +134,10 @@ fn concurrent_writes_on_three_nodes_end_identical() {
 fn a_one_mebibyte_value_replicates() {
     let broker = Broker::start();
     let prefix = unique_prefix("big");
-    let big_lines = |id: &str| {
-        spec(id, &broker.url(), &prefix).env("MERKLE_KV_NETWORK_MAX_LINE_BYTES", 2 << 20)
-    };
+    // Default limits: a 1 MiB value is the largest a client may send.
     let nodes = [
-        NodeProcess::start(big_lines("n1")),
-        NodeProcess::start(big_lines("n2")),
+        NodeProcess::start(spec("n1", &broker.url(), &prefix)),
+        NodeProcess::start(spec("n2", &broker.url(), &prefix)),
     ];
     wait_connected(&nodes, 2);
     let value: String = (0..(1usize << 20))

@@ -357,3 +357,72 @@ proptest! {
         prop_assert_eq!(b.len(), origin.len());
     }
 }
+
+/// Every node summary of the store's tree, level by level.
+fn tree_snapshot(s: &Store) -> Vec<Vec<crate::store::Summary>> {
+    let shape = s.shape();
+    (0..=shape.depth)
+        .map(|level| {
+            (0..shape.nodes_at(level))
+                .map(|i| s.index().node(level, i).expect("node in range"))
+                .collect()
+        })
+        .collect()
+}
+
+fn changed_nodes(
+    before: &[Vec<crate::store::Summary>],
+    after: &[Vec<crate::store::Summary>],
+) -> usize {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| b.iter().zip(a).filter(|(x, y)| x != y).count())
+        .sum()
+}
+
+#[test]
+fn each_client_write_changes_exactly_depth_plus_one_tree_nodes() {
+    let s = store("a");
+    for i in 0..500 {
+        set(&s, &format!("k{i}"), "v");
+    }
+    let path = s.shape().depth as usize + 1;
+    let mut before = tree_snapshot(&s);
+    let mut step = |label: &str, op: WriteOp<'_>| {
+        s.apply_local(op).expect(label);
+        let after = tree_snapshot(&s);
+        assert_eq!(changed_nodes(&before, &after), path, "{label}");
+        before = after;
+    };
+    step(
+        "new key",
+        WriteOp::Set {
+            key: b"fresh",
+            value: b"1",
+        },
+    );
+    step(
+        "overwrite",
+        WriteOp::Set {
+            key: b"k7",
+            value: b"2",
+        },
+    );
+    step("delete", WriteOp::Delete { key: b"k8" });
+    step(
+        "increment",
+        WriteOp::Increment {
+            key: b"n",
+            delta: 5,
+        },
+    );
+    step(
+        "append",
+        WriteOp::Append {
+            key: b"k9",
+            suffix: b"!",
+            line_safe: false,
+        },
+    );
+}
