@@ -107,6 +107,7 @@ pub fn build_store(config: &Config) -> anyhow::Result<Arc<Store>> {
         max_clock_skew_ms: config.storage.max_clock_skew_ms,
         memory_limit_bytes: config.storage.memory_limit_mb.saturating_mul(1024 * 1024),
         max_value_bytes: config.network.max_line_bytes as u64,
+        merkle_index: true,
     })?;
     Ok(Arc::new(store))
 }

@@ -61,6 +61,12 @@ pub struct StoreOptions {
     pub memory_limit_bytes: u64,
     /// Largest value APPEND/PREPEND may produce (0 = unlimited).
     pub max_value_bytes: u64,
+    /// Maintain the Merkle index (digest + path update on every write).
+    /// Always `true` in a node; `false` exists only so benchmarks can
+    /// measure what the index costs a write (`benches/merkle_index.rs`):
+    /// without it the tree stays empty, so `HASH`, anti-entropy and entry
+    /// counts are meaningless.
+    pub merkle_index: bool,
 }
 
 impl Default for StoreOptions {
@@ -71,6 +77,7 @@ impl Default for StoreOptions {
             max_clock_skew_ms: 60_000,
             memory_limit_bytes: 0,
             max_value_bytes: 0,
+            merkle_index: true,
         }
     }
 }
@@ -122,6 +129,7 @@ pub struct Store {
     memory_used: AtomicU64,
     memory_limit: u64,
     max_value: u64,
+    merkle_index: bool,
     log: std::sync::OnceLock<Arc<dyn EntryLog>>,
 }
 
@@ -163,6 +171,7 @@ impl Store {
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
             max_value: options.max_value_bytes,
+            merkle_index: options.merkle_index,
             log: std::sync::OnceLock::new(),
         })
     }
@@ -465,8 +474,10 @@ impl Store {
                     log.forget(&key)?;
                 }
                 if let Some(slot) = map.remove(&key) {
-                    self.index
-                        .remove(shape.leaf_of(key_hash(&key)), slot.digest);
+                    if self.merkle_index {
+                        self.index
+                            .remove(shape.leaf_of(key_hash(&key)), slot.digest);
+                    }
                     self.memory_used
                         .fetch_sub(cost(&key, None), Ordering::Relaxed);
                     removed += 1;
@@ -504,16 +515,24 @@ impl Store {
                 log.record(key, &entry)?;
             }
         }
-        let digest = entry_digest(key, entry.version, entry.value.as_deref());
+        let digest = if self.merkle_index {
+            entry_digest(key, entry.version, entry.value.as_deref())
+        } else {
+            0
+        };
         let is_live = !entry.is_tombstone();
         let was_live = prior.live;
         match shard.get_mut(key) {
             Some(slot) => {
-                self.index.replace(loc.leaf, slot.digest, digest);
+                if self.merkle_index {
+                    self.index.replace(loc.leaf, slot.digest, digest);
+                }
                 *slot = Slot { entry, digest };
             }
             None => {
-                self.index.insert(loc.leaf, digest);
+                if self.merkle_index {
+                    self.index.insert(loc.leaf, digest);
+                }
                 shard.insert(key.into(), Slot { entry, digest });
             }
         }
