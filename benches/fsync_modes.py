@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""SET throughput per durability mode, side by side in one run.
+
+Starts four release nodes on free loopback ports — persistence off, and
+`storage.fsync` = never / everysec / always on fresh data directories — with
+MQTT and anti-entropy off, then drives each in turn (interleaved, who goes
+first rotates per round) with
+
+    redis-benchmark -p PORT -t set -c 50 -n N -r 100000 -d 100 --csv
+
+and reads each node's CPU time per SET from /proc/PID/stat. Prints a
+Markdown table of SET/s per round, the ratio to the in-memory node of the
+same round, and the medians. Every load is bounded by its request count.
+
+    cargo build --release
+    python3 benches/fsync_modes.py --rounds 3
+"""
+
+import argparse
+import csv
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MODES = ["off", "never", "everysec", "always"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ping(port, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"node on port {port} did not answer within {timeout} s")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_node(binary, mode, data_dir):
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "MERKLE_KV_NODE_ID": f"bench-{mode}",
+        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
+        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
+        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
+        "MERKLE_KV_MQTT_ENABLED": "false",
+        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
+        "MERKLE_KV_STORAGE_PERSISTENCE": "false" if mode == "off" else "true",
+        "MERKLE_KV_STORAGE_DATA_DIR": data_dir,
+        "RUST_LOG": "warn",
+    })
+    if mode != "off":
+        env["MERKLE_KV_STORAGE_FSYNC"] = mode
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
+    wait_ping(port)
+    return proc, port
+
+
+def set_rate(port, requests):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", "set", "-c", "50", "-n", str(requests),
+         "-r", "100000", "-d", "100", "--csv"],
+        capture_output=True, text=True, timeout=600, check=True).stdout
+    row = next(csv.DictReader(io.StringIO(out)))
+    return float(row["rps"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", default="target/release/merklekv")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=300_000)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = {}
+        try:
+            for mode in MODES:
+                nodes[mode] = start_node(args.binary, mode, os.path.join(tmp, mode))
+            rates = {m: [] for m in MODES}
+            cpu_us = {m: [] for m in MODES}
+            for rnd in range(args.rounds):
+                order = MODES[rnd % len(MODES):] + MODES[:rnd % len(MODES)]
+                for mode in order:
+                    proc, port = nodes[mode]
+                    before = cpu_seconds(proc.pid)
+                    rate = set_rate(port, args.requests)
+                    used = cpu_seconds(proc.pid) - before
+                    rates[mode].append(rate)
+                    cpu_us[mode].append(used * 1e6 / args.requests)
+                    print(f"round {rnd + 1} {mode}: {rate:,.0f} SET/s, "
+                          f"{used * 1e6 / args.requests:.1f} us CPU/SET", file=sys.stderr)
+        finally:
+            for proc, _ in nodes.values():
+                proc.terminate()
+            for proc, _ in nodes.values():
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    print("| mode | " + " | ".join(f"round {r + 1}" for r in range(args.rounds))
+          + " | ratio to in-memory (per round) | median ratio | node CPU µs / SET |")
+    print("|---|" + "---:|" * args.rounds + "---|---:|---|")
+    for mode in MODES:
+        ratios = [r / base for r, base in zip(rates[mode], rates["off"])]
+        print(f"| {mode} | " + " | ".join(f"{r:,.0f}/s" for r in rates[mode])
+              + " | " + " / ".join(f"{x:.2f}" for x in ratios)
+              + f" | **{statistics.median(ratios):.2f}** | "
+              + f"{min(cpu_us[mode]):.1f}–{max(cpu_us[mode]):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
