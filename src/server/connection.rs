@@ -70,7 +70,11 @@ pub async fn serve(
             buf.drain(..start);
             start = 0;
         }
-        buf.reserve(READ_CHUNK);
+        let limit = match out.as_ref().map(ReplyBuf::protocol) {
+            Some(Protocol::Resp) => max_request,
+            _ => max_line,
+        };
+        reserve_read_room(&mut buf, limit);
         let read = async {
             match ctx.limits.idle_timeout {
                 Some(t) => tokio::time::timeout(t, stream.read_buf(&mut buf))
@@ -194,6 +198,21 @@ pub async fn serve(
         linger(&mut stream).await;
     }
     Ok(())
+}
+
+/// Makes room for one more read: doubles the buffer as `Vec` would, but
+/// never past `limit` plus one read chunk, so a request that is cut off at
+/// `limit` costs about `limit` bytes of memory rather than twice that.
+fn reserve_read_room(buf: &mut Vec<u8>, limit: usize) {
+    if buf.capacity() - buf.len() >= READ_CHUNK {
+        return;
+    }
+    let target = buf
+        .capacity()
+        .saturating_mul(2)
+        .min(limit.saturating_add(READ_CHUNK))
+        .max(buf.len() + READ_CHUNK);
+    buf.reserve_exact(target - buf.len());
 }
 
 /// After refusing bad input, reads and discards what the client is still
