@@ -102,10 +102,11 @@ fn two_nodes_converge_by_themselves() {
         dbsize(&mut c2)
     );
     eprintln!("converged after {:?}", started.elapsed());
-    // "By themselves within a few intervals" (1 s rounds): the wait above
-    // only bounds a hung test, this bounds the healing.
+    // "By themselves within a few intervals" (1 s rounds; 0.2 s measured on
+    // an idle machine): the wait above only bounds a hung test, this bounds
+    // the healing, with room for a loaded 2-core CI machine.
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < Duration::from_secs(20),
         "converged only after {:?}, more than a few 1 s intervals",
         started.elapsed()
     );

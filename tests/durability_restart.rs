@@ -177,7 +177,7 @@ fn concurrent_writers_share_fsyncs_with_fsync_always() {
 }
 
 #[test]
-fn fsync_always_syncs_before_every_reply() {
+fn fsync_always_does_one_fsync_per_sequential_write() {
     // One client, one write at a time: no two writes can share a batch, so
     // a node that replies before its fsync shows fewer fsyncs than writes.
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -126,6 +126,11 @@ fn resp_replies_byte_for_byte() {
         (&[b"COMMAND", b"DOCS"], b"*0\r\n"),
         (&[b"CLIENT", b"SETNAME", b"me"], b"+OK\r\n"),
         (&[b"CLIENT", b"GETNAME"], b"$2\r\nme\r\n"),
+        (
+            &[b"CLIENT", b"SETNAME", b"a\r\nb"],
+            b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        (&[b"CLIENT", b"GETNAME"], b"$2\r\nme\r\n"),
         (&[b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"], b"+OK\r\n"),
         (&[b"VERSION"], version_reply.as_bytes()),
         (
@@ -407,22 +412,46 @@ fn redis_cli_interactive_ping_on_a_terminal() {
         .spawn()
         .expect("spawn script");
     let mut stdin = child.stdin.take().expect("stdin");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .expect("screen")
+                    .extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    // Type each line only once the screen shows what the previous one
+    // should have produced (the line editor drops input typed early).
+    let prompt = format!("127.0.0.1:{}> ", node.port);
+    let wait_for = |text: &str| {
+        let seen = common::wait_until(std::time::Duration::from_secs(10), || {
+            String::from_utf8_lossy(&screen.lock().expect("screen")).contains(text)
+        });
+        assert!(
+            seen,
+            "{text:?} never appeared: {:?}",
+            String::from_utf8_lossy(&screen.lock().expect("screen"))
+        );
+    };
+    wait_for(&prompt);
     stdin.write_all(b"PING\r").expect("type PING");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("PONG\r\n");
     stdin.write_all(b"GET nothing\r").expect("type GET");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("(nil)\r\n");
     stdin.write_all(b"exit\r").expect("type exit");
     drop(stdin);
-    let out = child.wait_with_output().expect("redis-cli on a pty");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    let prompt = format!("127.0.0.1:{}> ", node.port);
-    assert!(
-        screen.contains(&prompt),
-        "no prompt {prompt:?} in {screen:?}"
-    );
-    assert!(screen.contains("PONG\r\n"), "no PONG in {screen:?}");
-    assert!(screen.contains("(nil)\r\n"), "no (nil) in {screen:?}");
+    let status = child.wait().expect("redis-cli on a pty");
+    let _ = reader.join();
+    assert!(status.success(), "redis-cli exited with {status}");
 }
 
 /// Whether `python3` with the `redis` package is available.

@@ -133,7 +133,10 @@ pub fn execute<'a>(
         },
         Command::ClientList => out.block("CLIENT LIST", &ctx.clients.list(), Some("END")),
         Command::ClientSetName(name) => {
-            *client.name.lock() = String::from_utf8_lossy(name).replace(' ', "_");
+            if !valid_client_name(name) {
+                return error(ctx, out, BAD_CLIENT_NAME);
+            }
+            *client.name.lock() = String::from_utf8_lossy(name).into_owned();
             out.ok();
         }
         Command::ClientGetName => {
@@ -284,7 +287,10 @@ fn hello(
         }
     };
     if let Some(name) = name {
-        *client.name.lock() = String::from_utf8_lossy(name).replace(' ', "_");
+        if !valid_client_name(name) {
+            return error(ctx, out, BAD_CLIENT_NAME);
+        }
+        *client.name.lock() = String::from_utf8_lossy(name).into_owned();
     }
     out.set_resp3(resp3);
     let id = i64::try_from(client.id).unwrap_or(i64::MAX);
@@ -311,6 +317,15 @@ fn publish(ctx: &ServerContext, session: &mut Session, changes: Vec<crate::store
     if let Some(sink) = &ctx.hooks.changes {
         sink.submit(changes);
     }
+}
+
+/// Redis' wording for a client name it refuses.
+const BAD_CLIENT_NAME: &str = "Client names cannot contain spaces, newlines or special characters.";
+
+/// Whether `name` may be a client name: printable ASCII without spaces, as
+/// Redis requires (so `CLIENT LIST` stays one line per client).
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
 /// Encodes an error reply and counts it.
