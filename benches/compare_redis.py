@@ -25,13 +25,14 @@ import io
 import json
 import os
 import random
-import socket
 import statistics
 import string
 import subprocess
 import sys
 import tempfile
 import time
+
+from bench_util import free_port, rss_bytes, start_node, wait_ping
 
 SETTINGS = [
     # (label, clients, pipeline, requests per test)
@@ -41,57 +42,17 @@ SETTINGS = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ping(port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not answer PING within {timeout} s")
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 class Servers:
     """One redis-server and one MerkleKV node, killed on exit."""
 
     def __init__(self, binary):
         self.redis_port = free_port()
-        self.ours_port = free_port()
         self.redis = subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL)
-        env = dict(os.environ)
-        env.update({
-            "MERKLE_KV_NETWORK_BIND_PORT": str(self.ours_port),
-            "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
-            "MERKLE_KV_NETWORK_METRICS_PORT": "0",
-            "MERKLE_KV_STORAGE_PERSISTENCE": "false",
-            "MERKLE_KV_MQTT_ENABLED": "false",
-            "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
-            "RUST_LOG": "warn",
-        })
-        self.ours = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
+        self.ours, self.ours_port = start_node(binary, STORAGE_PERSISTENCE="false")
         wait_ping(self.redis_port)
-        wait_ping(self.ours_port)
 
     def ports(self):
         return {"redis": self.redis_port, "merklekv": self.ours_port}

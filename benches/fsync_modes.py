@@ -20,61 +20,21 @@ import argparse
 import csv
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from bench_util import cpu_seconds, start_node
 
 MODES = ["off", "never", "everysec", "always"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ping(port, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"node on port {port} did not answer within {timeout} s")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_node(binary, mode, data_dir):
-    port = free_port()
-    env = dict(os.environ)
-    env.update({
-        "MERKLE_KV_NODE_ID": f"bench-{mode}",
-        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
-        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
-        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
-        "MERKLE_KV_MQTT_ENABLED": "false",
-        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
-        "MERKLE_KV_STORAGE_PERSISTENCE": "false" if mode == "off" else "true",
-        "MERKLE_KV_STORAGE_DATA_DIR": data_dir,
-        "RUST_LOG": "warn",
-    })
-    if mode != "off":
-        env["MERKLE_KV_STORAGE_FSYNC"] = mode
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
-    wait_ping(port)
-    return proc, port
+def start_mode(binary, mode, data_dir):
+    if mode == "off":
+        return start_node(binary, NODE_ID=f"bench-{mode}", STORAGE_PERSISTENCE="false")
+    return start_node(binary, NODE_ID=f"bench-{mode}", STORAGE_PERSISTENCE="true",
+                      STORAGE_FSYNC=mode, STORAGE_DATA_DIR=data_dir)
 
 
 def set_rate(port, requests):
@@ -97,7 +57,7 @@ def main():
         nodes = {}
         try:
             for mode in MODES:
-                nodes[mode] = start_node(args.binary, mode, os.path.join(tmp, mode))
+                nodes[mode] = start_mode(args.binary, mode, os.path.join(tmp, mode))
             rates = {m: [] for m in MODES}
             cpu_us = {m: [] for m in MODES}
             for rnd in range(args.rounds):

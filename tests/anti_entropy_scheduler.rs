@@ -121,24 +121,6 @@ fn disabled_anti_entropy_runs_no_rounds_but_serves_sync() {
     assert!(wait_until(Duration::from_secs(1), || t.cmd("GET k") == "VALUE v\r\n"));
 }
 
-/// One field of `INFO` (a fixed set of `name:value` lines; a `PING` sent
-/// behind it marks where the reply ends).
-fn info_field(c: &mut common::Client, name: &str) -> String {
-    c.send(b"INFO\r\nPING\r\n");
-    assert_eq!(c.line(), "INFO\r\n");
-    let mut value = None;
-    loop {
-        let line = c.line();
-        if line == "PONG\r\n" {
-            break;
-        }
-        if let Some(v) = line.strip_prefix(&format!("{name}:")) {
-            value = Some(v.trim_end().to_string());
-        }
-    }
-    value.unwrap_or_else(|| panic!("INFO has no {name}"))
-}
-
 #[test]
 fn a_running_node_collects_tombstones_after_the_grace_period() {
     let node =
@@ -148,10 +130,10 @@ fn a_running_node_collects_tombstones_after_the_grace_period() {
     assert_eq!(c.cmd("SET kept v"), "OK\r\n");
     assert_eq!(c.cmd("DEL doomed"), "DELETED\r\n");
     let with_tombstone = c.cmd("HASH");
-    assert_eq!(info_field(&mut c, "tombstones"), "1");
+    assert_eq!(c.info_field("tombstones"), "1");
     let started = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(10), || info_field(&mut c, "tombstones")
+        wait_until(Duration::from_secs(10), || c.info_field("tombstones")
             == "0"),
         "the tombstone was not collected"
     );
@@ -163,5 +145,5 @@ fn a_running_node_collects_tombstones_after_the_grace_period() {
     assert_eq!(c.cmd("GET kept"), "VALUE v\r\n");
     // The tombstone left the Merkle index too.
     assert_ne!(c.cmd("HASH"), with_tombstone);
-    assert_eq!(info_field(&mut c, "db_keys"), "1");
+    assert_eq!(c.info_field("db_keys"), "1");
 }

@@ -7,7 +7,7 @@ mod durability_support;
 use std::time::Duration;
 
 use common::{wait_until, Client, NodeProcess};
-use durability_support::{dbsize, info_field, metric, persistent, read_values, root_hash};
+use durability_support::{dbsize, metric, persistent, read_values, root_hash};
 
 /// A mix of writes: plain SETs, overwrites, DELs (tombstones), INC, APPEND,
 /// MSET and values with spaces. Returns the keys touched.
@@ -55,8 +55,8 @@ fn restart_keeps_everything(fsync: &str, stop: impl FnOnce(&mut NodeProcess)) {
     let values = read_values(&mut client, &keys);
     let hash = root_hash(&mut client);
     let size = dbsize(&mut client);
-    let hlc: u64 = info_field(&mut client, "hlc").parse().expect("hlc");
-    let data_dir = info_field(&mut client, "data_dir");
+    let hlc: u64 = client.info_field("hlc").parse().expect("hlc");
+    let data_dir = client.info_field("data_dir");
     assert!(data_dir.ends_with("data"), "INFO data_dir {data_dir}");
     drop(client);
     stop(&mut node);
@@ -76,7 +76,7 @@ fn restart_keeps_everything(fsync: &str, stop: impl FnOnce(&mut NodeProcess)) {
     resp.send(b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
     assert_eq!(resp.line(), "$3\r\n");
     assert_eq!(resp.line(), "a\x00b\r\n");
-    let restored_hlc: u64 = info_field(&mut client, "hlc").parse().expect("hlc");
+    let restored_hlc: u64 = client.info_field("hlc").parse().expect("hlc");
     assert!(
         restored_hlc >= hlc,
         "HLC went backwards: {restored_hlc} < {hlc}"
@@ -136,7 +136,7 @@ fn persistence_off_starts_empty_every_time() {
     spec.data_dir = Some(dir.clone());
     let mut node = NodeProcess::start(spec.clone());
     assert_eq!(node.client().cmd("SET a 1"), "OK\r\n");
-    assert_eq!(info_field(&mut node.client(), "data_dir"), "in-memory");
+    assert_eq!(node.client().info_field("data_dir"), "in-memory");
     durability_support::shutdown(&mut node);
     drop(node);
     assert!(

@@ -5,6 +5,8 @@
 
 use std::io::Write as _;
 
+use super::text::fits_one_line;
+
 /// Which protocol a connection speaks (decided by its first byte; a RESP
 /// connection switches to RESP3 reply types with `HELLO 3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +21,6 @@ pub enum Protocol {
 /// `\n` (written through RESP, which is binary-safe).
 pub const UNFRAMEABLE: &[u8] =
     b"ERROR value contains CR or LF and cannot be sent as a text line: read it over RESP";
-
-/// Whether `v` can be sent on one text-protocol line.
-fn text_safe(v: &[u8]) -> bool {
-    memchr::memchr2(b'\r', b'\n', v).is_none()
-}
 
 /// A value in [`ReplyBuf::pairs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +138,7 @@ impl ReplyBuf {
     /// A GET result: `VALUE v` / `NOT_FOUND`; bulk / nil.
     pub fn value(&mut self, v: Option<&[u8]>) {
         match (self.proto, v) {
-            (Protocol::Text, Some(v)) if !text_safe(v) => self.unframeable(),
+            (Protocol::Text, Some(v)) if !fits_one_line(v) => self.unframeable(),
             (Protocol::Text, Some(v)) => self.line(&[b"VALUE ", v]),
             (Protocol::Text, None) => self.line(&[b"NOT_FOUND"]),
             (Protocol::Resp, Some(v)) => self.bulk(v),
@@ -172,7 +169,7 @@ impl ReplyBuf {
     /// An APPEND/PREPEND result: `VALUE <new value>`; `:<new length>`.
     pub fn appended(&mut self, v: &[u8]) {
         match self.proto {
-            Protocol::Text if !text_safe(v) => self.unframeable(),
+            Protocol::Text if !fits_one_line(v) => self.unframeable(),
             Protocol::Text => self.line(&[b"VALUE ", v]),
             Protocol::Resp => self.int(v.len() as i64),
         }
@@ -188,7 +185,7 @@ impl ReplyBuf {
                 }
                 if items
                     .iter()
-                    .any(|(_, v)| v.as_deref().is_some_and(|v| !text_safe(v)))
+                    .any(|(_, v)| v.as_deref().is_some_and(|v| !fits_one_line(v)))
                 {
                     return self.unframeable();
                 }
@@ -222,7 +219,7 @@ impl ReplyBuf {
     /// A SCAN/KEYS result: `KEYS n` then one key per line; an array.
     pub fn keys(&mut self, keys: &[Box<[u8]>]) {
         match self.proto {
-            Protocol::Text if keys.iter().any(|k| !text_safe(k)) => self.unframeable(),
+            Protocol::Text if keys.iter().any(|k| !fits_one_line(k)) => self.unframeable(),
             Protocol::Text => {
                 let _ = write!(self.buf, "KEYS {}\r\n", keys.len());
                 for k in keys {

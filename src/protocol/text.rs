@@ -2,6 +2,12 @@
 
 use super::command::{Command, CommandError, ReplicateAction};
 
+/// Whether `v` can be sent on one text-protocol line (holds no `\r` or
+/// `\n`; values written through RESP may).
+pub fn fits_one_line(v: &[u8]) -> bool {
+    memchr::memchr2(b'\r', b'\n', v).is_none()
+}
+
 /// Parses one line (without its `\n`; a trailing `\r` and surrounding
 /// whitespace are trimmed here).
 pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandError> {

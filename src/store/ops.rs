@@ -2,6 +2,7 @@
 //! read-modify-write commands (INC, APPEND, …) are atomic per key.
 
 use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
+use crate::protocol::text::fits_one_line;
 
 /// A client write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +108,7 @@ pub(super) fn apply(
             line_safe,
         } => {
             let change = store.write_local(key, |old| {
-                store.check_value_size(old.map_or(0, <[u8]>::len) + suffix.len())?;
-                check_line_safe(line_safe, old, suffix)?;
+                store.check_affix(old, suffix, line_safe)?;
                 let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
                 v.extend_from_slice(suffix);
                 Ok(Some(v.into_boxed_slice()))
@@ -122,8 +122,7 @@ pub(super) fn apply(
             line_safe,
         } => {
             let change = store.write_local(key, |old| {
-                store.check_value_size(old.map_or(0, <[u8]>::len) + prefix.len())?;
-                check_line_safe(line_safe, old, prefix)?;
+                store.check_affix(old, prefix, line_safe)?;
                 let mut v = prefix.to_vec();
                 v.extend_from_slice(old.unwrap_or_default());
                 Ok(Some(v.into_boxed_slice()))
@@ -158,27 +157,28 @@ pub(super) fn apply(
     }
 }
 
-/// With `line_safe`, refuses a result that would hold `\r` or `\n`.
-fn check_line_safe(line_safe: bool, old: Option<&[u8]>, added: &[u8]) -> Result<(), StoreError> {
-    let has_break = |v: &[u8]| memchr::memchr2(b'\r', b'\n', v).is_some();
-    if line_safe && (old.is_some_and(has_break) || has_break(added)) {
-        return Err(StoreError::NotLineSafe);
-    }
-    Ok(())
-}
-
 /// Parses a stored value as a decimal i64 (optional sign, no spaces).
 fn parse_i64(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 impl Store {
-    /// Refuses a value of `len` bytes above `max_value_bytes`.
-    fn check_value_size(&self, len: usize) -> Result<(), StoreError> {
+    /// Whether APPEND/PREPEND may add `added` to `old`: the result must fit
+    /// `max_value_bytes` and, with `line_safe`, one text line.
+    fn check_affix(
+        &self,
+        old: Option<&[u8]>,
+        added: &[u8],
+        line_safe: bool,
+    ) -> Result<(), StoreError> {
+        let len = old.map_or(0, <[u8]>::len) + added.len();
         if self.max_value > 0 && len as u64 > self.max_value {
             return Err(StoreError::ValueTooLarge {
                 limit: self.max_value,
             });
+        }
+        if line_safe && !(old.is_none_or(fits_one_line) && fits_one_line(added)) {
+            return Err(StoreError::NotLineSafe);
         }
         Ok(())
     }

@@ -359,7 +359,7 @@ proptest! {
 }
 
 /// Every node summary of the store's tree, level by level.
-fn tree_snapshot(s: &Store) -> Vec<Vec<crate::store::Summary>> {
+fn tree_snapshot(s: &Store) -> Vec<Vec<Summary>> {
     let shape = s.shape();
     (0..=shape.depth)
         .map(|level| {
@@ -370,10 +370,7 @@ fn tree_snapshot(s: &Store) -> Vec<Vec<crate::store::Summary>> {
         .collect()
 }
 
-fn changed_nodes(
-    before: &[Vec<crate::store::Summary>],
-    after: &[Vec<crate::store::Summary>],
-) -> usize {
+fn changed_nodes(before: &[Vec<Summary>], after: &[Vec<Summary>]) -> usize {
     before
         .iter()
         .zip(after)

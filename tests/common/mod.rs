@@ -260,6 +260,25 @@ impl Client {
         (0..n).map(|_| self.line()).collect()
     }
 
+    /// One field of `INFO` (a fixed set of `name:value` lines; a `PING`
+    /// sent behind it marks where the reply ends).
+    pub fn info_field(&mut self, name: &str) -> String {
+        self.send(b"INFO\r\nPING\r\n");
+        assert_eq!(self.line(), "INFO\r\n");
+        let prefix = format!("{name}:");
+        let mut found = None;
+        loop {
+            let line = self.line();
+            if line == "PONG\r\n" {
+                break;
+            }
+            if let Some(v) = line.strip_prefix(&prefix) {
+                found = Some(v.trim_end().to_string());
+            }
+        }
+        found.unwrap_or_else(|| panic!("INFO has no {name} field"))
+    }
+
     /// Whether the server closed the connection: EOF (or a reset) within
     /// 5 s. Unread bytes, a read timeout or any other error count as open,
     /// so a server that keeps the connection up fails the check.

@@ -72,25 +72,6 @@ pub fn shutdown(node: &mut crate::common::NodeProcess) {
     assert_eq!(node.child.wait().ok().and_then(|s| s.code()), Some(0));
 }
 
-/// The value of one `INFO` field (`name:value`).
-pub fn info_field(client: &mut Client, name: &str) -> String {
-    client.send(b"INFO\r\n");
-    let prefix = format!("{name}:");
-    let mut found = None;
-    for _ in 0..200 {
-        let line = client.line();
-        let line = line.trim_end();
-        if let Some(v) = line.strip_prefix(&prefix) {
-            found = Some(v.to_string());
-        }
-        // `clock_skew_rejections` is the last INFO line.
-        if line.starts_with("clock_skew_rejections:") {
-            break;
-        }
-    }
-    found.unwrap_or_else(|| panic!("INFO has no {name} field"))
-}
-
 /// Reads `/metrics` and returns the value of `name` (first sample).
 pub fn metric(port: u16, name: &str) -> f64 {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");

@@ -1,0 +1,67 @@
+"""Helpers shared by the server benchmark scripts in benches/: free
+loopback ports, waiting for a server, reading a process's CPU time and RSS,
+and starting a MerkleKV node with MQTT and anti-entropy off."""
+
+import os
+import socket
+import subprocess
+import time
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ping(port, timeout=30.0):
+    """Waits until the server on `port` answers a RESP PING (MerkleKV or Redis)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not answer PING within {timeout} s")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid):
+    """Resident set size of a process, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def start_node(binary, **storage):
+    """Starts a MerkleKV node on free ports with MQTT, anti-entropy and the
+    metrics endpoint off; `storage` gives `MERKLE_KV_*` overrides (e.g.
+    STORAGE_PERSISTENCE="false"). Returns (process, client port) once it
+    answers."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
+        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
+        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
+        "MERKLE_KV_MQTT_ENABLED": "false",
+        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
+        "RUST_LOG": "warn",
+    })
+    env.update({f"MERKLE_KV_{k}": str(v) for k, v in storage.items()})
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
+    wait_ping(port)
+    return proc, port
