@@ -71,17 +71,7 @@ impl Broker {
                 let dir = tempfile::tempdir().expect("broker temp dir");
                 let config = dir.path().join("mosquitto.conf");
                 std::fs::write(&config, mosquitto_config(port)).expect("mosquitto config");
-                let mut broker = Self {
-                    port,
-                    kind: Kind::Mosquitto {
-                        binary,
-                        config,
-                        child: None,
-                        _dir: dir,
-                    },
-                };
-                broker.restart();
-                broker
+                Self::run_mosquitto(port, binary, config, dir)
             }
             None => {
                 assert!(
@@ -135,6 +125,11 @@ impl Broker {
             },
         );
         std::fs::write(&config, format!("{base}{extra}")).expect("mosquitto config");
+        Some(Self::run_mosquitto(port, binary, config, dir))
+    }
+
+    /// Starts `binary` with `config` (written in `dir`, kept alive with it).
+    fn run_mosquitto(port: u16, binary: PathBuf, config: PathBuf, dir: tempfile::TempDir) -> Self {
         let mut broker = Self {
             port,
             kind: Kind::Mosquitto {
@@ -145,7 +140,7 @@ impl Broker {
             },
         };
         broker.restart();
-        Some(broker)
+        broker
     }
 
     /// `tcp://127.0.0.1:<port>`, for `MERKLE_KV_MQTT_BROKER_ADDRESS`.
