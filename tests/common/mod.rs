@@ -11,12 +11,53 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a node or broker to listen on.
+///
+/// A port from `bind(0)` comes out of the kernel's ephemeral range, the same
+/// range outgoing connections take their source ports from: between this
+/// call and the node's own bind, any connect() on the machine (a node
+/// dialling the broker, a test client) can take it, and the node then fails
+/// with "Address already in use". So the port is taken from below the
+/// ephemeral range instead, where the kernel never hands out ports by
+/// itself, walking a per-process cursor (seeded by the pid, so parallel test
+/// binaries start apart) and skipping any port that is in use now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static CURSOR: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+    let Some((low, high)) = listen_port_range() else {
+        // No room below the ephemeral range: let the kernel pick.
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+    };
+    let span = u32::from(high - low);
+    let seed = (std::process::id().wrapping_mul(7919)) % span;
+    let _ = CURSOR.compare_exchange(
+        u32::MAX,
+        seed,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let step = CURSOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = low + (step % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The ports `free_port` hands out: from 10000 up to the start of the
+/// kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), or
+/// `None` when that range starts too low to leave room.
+fn listen_port_range() -> Option<(u16, u16)> {
+    const LOW: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (ephemeral_start > LOW + 1_000).then_some((LOW, ephemeral_start))
 }
 
 /// Options for one node process.
