@@ -29,10 +29,15 @@ fn lying_slow_and_down_peers_fail_the_round_and_change_nothing() {
                 .expect("set");
         }
         let root = local.root();
-        let tuning = Tuning {
+        // A short per-RPC timeout for the slow peer (it must end the round
+        // long before the peer's 30 s sleep); the default 10 s for the others,
+        // so that a reply delayed by a loaded machine is not a timeout and
+        // every lie is judged by what the peer said.
+        let quick = Tuning {
             rpc_timeout: Duration::from_secs(1),
             ..Tuning::default()
         };
+        let patient = Tuning::default();
         let cases = [
             (Lie::WrongShape, "shape_mismatch"),
             (Lie::GarbageHash, "protocol"),
@@ -46,13 +51,14 @@ fn lying_slow_and_down_peers_fail_the_round_and_change_nothing() {
         ];
         for (lie, kind) in cases {
             let addr = serve_liar(lie).await;
+            let tuning = if lie == Lie::Slow { &quick } else { &patient };
             for mode in [SyncMode::Merkle, SyncMode::Full] {
                 if mode == SyncMode::Full && matches!(lie, Lie::WrongChildCount | Lie::ForeignKeys)
                 {
                     continue; // full mode never descends
                 }
                 let started = Instant::now();
-                let err = sync_at(&local, addr, mode, &tuning)
+                let err = sync_at(&local, addr, mode, tuning)
                     .await
                     .expect_err("a lying peer must fail the round");
                 assert_eq!(err.kind(), kind, "{lie:?} {mode:?}: {err}");
@@ -69,14 +75,14 @@ fn lying_slow_and_down_peers_fail_the_round_and_change_nothing() {
             &local,
             format!("127.0.0.1:{down}").parse().expect("addr"),
             SyncMode::Merkle,
-            &tuning,
+            &patient,
         )
         .await
         .expect_err("down peer");
         assert_eq!(err.kind(), "unavailable", "{err}");
         // Not gRPC at all.
         let garbage = serve_garbage().await;
-        let err = sync_at(&local, garbage, SyncMode::Merkle, &tuning)
+        let err = sync_at(&local, garbage, SyncMode::Merkle, &patient)
             .await
             .expect_err("garbage peer");
         assert!(err.to_string().contains("GetRoot failed"), "{err}");

@@ -1,6 +1,8 @@
 //! End-to-end tests of `merklekv bench` against tiny in-test fake servers
 //! speaking the text protocol and RESP.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -260,12 +262,10 @@ async fn error_replies_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused_names_target() {
-    // Bind then drop a listener to get a port nothing listens on.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port nothing listens on. Not one from bind(0) and dropped: the fake
+    // servers of the tests running alongside bind(0) too, and one of them
+    // may get that port back and answer.
+    let addr = SocketAddr::from(([127, 0, 0, 1], common::free_port()));
     let err = run_to_report(&args(addr, Protocol::Text))
         .await
         .unwrap_err();

@@ -19,11 +19,11 @@ mod durability_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, NodeProcess};
+use common::{wait_until, Client, NodeProcess};
 use durability_support::{persistent, read_values};
 use rand::Rng;
 
@@ -52,10 +52,16 @@ fn try_cmd(client: &mut Client, cmd: &str) -> Option<String> {
 }
 
 /// One writer: SETs unique keys, DELs every fourth acked key, until the
-/// connection breaks or `stop` is set. Returns what was acknowledged and
-/// the keys whose fate is unknown (reply lost).
-fn writer(port: u16, round: usize, id: usize, stop: Arc<AtomicBool>) -> Acked {
-    let mut client = Client::connect(port);
+/// connection breaks or `stop` is set; counts its acknowledged SETs in
+/// `acks`. Returns what was acknowledged and the keys whose fate is
+/// unknown (reply lost).
+fn writer(
+    mut client: Client,
+    round: usize,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicUsize>,
+) -> Acked {
     let mut acked = Acked::default();
     let mut rng = rand::rng();
     let mut i = 0u64;
@@ -66,6 +72,7 @@ fn writer(port: u16, round: usize, id: usize, stop: Arc<AtomicBool>) -> Acked {
         match try_cmd(&mut client, &format!("SET {key} {value}")) {
             Some(reply) if reply == "OK\r\n" => {
                 acked.live.insert(key.clone(), value.clone());
+                acks.fetch_add(1, Ordering::Relaxed);
             }
             Some(reply) => panic!("SET {key}: unexpected reply {reply:?}"),
             None => break,
@@ -157,13 +164,23 @@ fn crash_rounds(fsync: &str, rounds: usize) {
             &format!("{fsync} round {round} (before writing)"),
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let port = node.port;
+        let acks = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..WRITERS)
             .map(|id| {
-                let stop = stop.clone();
-                std::thread::spawn(move || writer(port, round, id, stop))
+                // Connected here, so no writer can still be connecting when
+                // the node is killed.
+                let client = node.client();
+                let (stop, acks) = (stop.clone(), acks.clone());
+                std::thread::spawn(move || writer(client, round, id, stop, acks))
             })
             .collect();
+        // The random moment is counted from the first acknowledged write: on
+        // a loaded machine the writers (and the first fsyncs) may need longer
+        // than the shortest delay to get going.
+        assert!(
+            wait_until(Duration::from_secs(30), || acks.load(Ordering::Relaxed) > 0),
+            "round {round}: no write was acknowledged within 30 s"
+        );
         let kill_after = Duration::from_millis(rng.random_range(150..700));
         std::thread::sleep(kill_after);
         let killed_at = Instant::now();

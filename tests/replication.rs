@@ -321,7 +321,12 @@ fn a_second_process_with_the_same_node_id_is_reported() {
             .lines()
             .any(|l| l.contains("ERROR") && l.contains("DUPLICATE NODE ID"))
     };
-    assert!(loud(&log1) || loud(&log2), "no loud log line");
+    // The counter goes up just before the line is written: wait for the
+    // line itself.
+    assert!(
+        wait_until(REPLICATED, || loud(&log1) || loud(&log2)),
+        "no loud log line"
+    );
 }
 
 #[test]

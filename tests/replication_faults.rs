@@ -95,10 +95,32 @@ fn a_restarted_broker_gets_the_subscriptions_back() {
     // must have subscribed again (the restarted broker forgot everything,
     // presence included).
     wait_connected(&nodes, 2);
-    assert_eq!(nodes[0].client().cmd("SET after 2"), "OK\r\n");
-    assert!(wait_value(&nodes[1], "after", Some("2"), REPLICATED));
-    assert_eq!(nodes[1].client().cmd("SET reverse 3"), "OK\r\n");
-    assert!(wait_value(&nodes[0], "reverse", Some("3"), REPLICATED));
+    // `wait_connected` can pass before the other node's SUBSCRIBE reached the
+    // new broker (the peers known from before the restart are still listed
+    // for a while), and a change published before that is lost for good. So
+    // write again until one write arrives: only a node that subscribed again
+    // can receive it.
+    let arrives = |from: &NodeProcess, to: &NodeProcess, key: &str| {
+        let (mut c, mut t) = (from.client(), to.client());
+        let mut n = 0u32;
+        let mut next_write = Instant::now();
+        wait_until(REPLICATED, || {
+            if Instant::now() >= next_write {
+                n += 1;
+                assert_eq!(c.cmd(&format!("SET {key} {n}")), "OK\r\n");
+                next_write = Instant::now() + Duration::from_millis(500);
+            }
+            get(&mut t, key).is_some()
+        })
+    };
+    assert!(
+        arrives(&nodes[0], &nodes[1], "after"),
+        "n1's writes never reached n2"
+    );
+    assert!(
+        arrives(&nodes[1], &nodes[0], "reverse"),
+        "n2's writes never reached n1"
+    );
     for node in &nodes {
         assert!(metric(node, "merklekv_replication_reconnects_total") >= 1.0);
     }

@@ -9,6 +9,7 @@ the named volumes.
 
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -42,17 +43,62 @@ def compose_command():
     raise ClusterError("neither `docker compose` nor `docker-compose` works")
 
 
-def free_ports(count):
-    socks = []
+def _listen_port_range():
+    """Ports from 10000 up to the start of the kernel's ephemeral range, or
+    None when that range starts too low to leave room."""
+    low = 10000
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            start = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        start = 32768
+    return (low, start) if start > low + 1000 else None
+
+
+def _bindable(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
     finally:
-        for s in socks:
-            s.close()
+        s.close()
+
+
+def free_ports(count):
+    """`count` distinct ports free on 127.0.0.1 for Docker to publish.
+
+    Taken from below the ephemeral range (as `free_port` in
+    tests/common/mod.rs does): a port from bind(0) is an ephemeral one, which
+    any outgoing connection on the machine may take as its source port
+    before Docker binds it."""
+    span = _listen_port_range()
+    if span is None:
+        socks = []
+        try:
+            for _ in range(count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            return [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+    ports = []
+    for _ in range(100 * count):
+        port = random.randrange(*span)
+        if port not in ports and _bindable(port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise ClusterError(f"no {count} free ports in {span[0]}..{span[1]}")
+
+
+def port_taken(stderr):
+    """Whether `compose up` failed because a host port was taken."""
+    text = stderr.lower()
+    return "address already in use" in text or "port is already allocated" in text
 
 
 def run(cmd, env=None, timeout=180, check=True):
@@ -102,7 +148,7 @@ class Cluster:
             if done.returncode == 0:
                 break
             # A host port taken between choosing and binding: try new ones.
-            if "address already in use" in done.stderr and attempt < 2:
+            if port_taken(done.stderr) and attempt < 2:
                 self._compose("down", "-v", "--remove-orphans", check=False)
                 continue
             raise ClusterError(f"compose up failed: {done.stderr.strip()[-2000:]}")
@@ -144,16 +190,23 @@ class Cluster:
     def add_node4(self):
         """Starts node4 (tests/cluster/compose.node4.yml) next to the running
         cluster; returns the time `up` was issued."""
-        client, sync, metrics = free_ports(3)
-        self.ports["node4"] = {"client": client, "sync": sync, "metrics": metrics}
-        self.env.update({"MERKLEKV_NODE4_CLIENT_PORT": str(client),
-                         "MERKLEKV_NODE4_SYNC_PORT": str(sync),
-                         "MERKLEKV_NODE4_METRICS_PORT": str(metrics)})
         self.files.append(NODE4_FILE)
         self.nodes.append("node4")
-        started = time.time()
-        self._compose("up", "-d", "node4", timeout=300)
-        return started
+        for attempt in range(3):
+            client, sync, metrics = free_ports(3)
+            self.ports["node4"] = {"client": client, "sync": sync, "metrics": metrics}
+            self.env.update({"MERKLEKV_NODE4_CLIENT_PORT": str(client),
+                             "MERKLEKV_NODE4_SYNC_PORT": str(sync),
+                             "MERKLEKV_NODE4_METRICS_PORT": str(metrics)})
+            started = time.time()
+            done = self._compose("up", "-d", "node4", check=False, timeout=300)
+            if done.returncode == 0:
+                return started
+            # A host port taken between choosing and binding: try new ones.
+            if port_taken(done.stderr) and attempt < 2:
+                self._compose("rm", "-f", "-s", "node4", check=False)
+                continue
+            raise ClusterError(f"compose up node4 failed: {done.stderr.strip()[-2000:]}")
 
     # -- containers --------------------------------------------------------
 
