@@ -4,8 +4,16 @@
 //! top bits of its stable hash, so a write touches exactly one root-to-leaf
 //! path. A node's summary is the wrapping sum of its entries' 128-bit digests
 //! plus their count. Sums are additive: a write adds `new - old` along its
-//! path in O(depth) with lock-free atomics — no rebuild, no allocation — and
-//! the same set of entries gives the same root on every node, in any order.
+//! path with lock-free atomics — no rebuild, no allocation — and the same
+//! set of entries gives the same root on every node, in any order.
+//!
+//! Only the wide levels are kept as counters: the leaves and the levels
+//! above them down to [`MIN_STORED_NODES`] nodes (with the default shape,
+//! levels 3 and 4). The narrow levels near the root are summed from the
+//! widest of those on read. Every write on every core would otherwise add to
+//! the root and its children, and those few cache lines would move between
+//! cores on each write; reading the root instead sums a few thousand
+//! counters, once per anti-entropy round or HASH.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -156,10 +164,17 @@ impl Cell {
     }
 }
 
+/// The narrowest level kept as counters has at least this many nodes (or
+/// is the leaf level); narrower levels are summed from it on read.
+pub const MIN_STORED_NODES: u64 = 1024;
+
 /// The incrementally maintained Merkle index.
 pub struct MerkleIndex {
     shape: TreeShape,
-    /// `levels[l]` holds the `fanout^l` nodes of level `l`.
+    /// The first level kept as counters; the ones above are computed.
+    first_stored: u32,
+    /// `levels[i]` holds the `fanout^(first_stored + i)` nodes of level
+    /// `first_stored + i`, down to the leaves.
     levels: Vec<Box<[Cell]>>,
 }
 
@@ -176,7 +191,10 @@ impl MerkleIndex {
     /// An empty index of the given (validated) shape.
     pub fn new(shape: TreeShape) -> Result<Self, StoreError> {
         let shape = shape.validate()?;
-        let levels = (0..=shape.depth)
+        let first_stored = (0..=shape.depth)
+            .find(|&l| shape.nodes_at(l) >= MIN_STORED_NODES)
+            .unwrap_or(shape.depth);
+        let levels = (first_stored..=shape.depth)
             .map(|l| {
                 (0..shape.nodes_at(l))
                     .map(|_| Cell::default())
@@ -184,7 +202,11 @@ impl MerkleIndex {
                     .into_boxed_slice()
             })
             .collect();
-        Ok(Self { shape, levels })
+        Ok(Self {
+            shape,
+            first_stored,
+            levels,
+        })
     }
 
     /// The tree's shape.
@@ -192,9 +214,11 @@ impl MerkleIndex {
         self.shape
     }
 
+    /// The stored counters a write to `leaf` changes.
     fn path(&self, leaf: u64) -> impl Iterator<Item = &Cell> {
-        (0..=self.shape.depth)
-            .map(move |l| &self.levels[l as usize][self.shape.ancestor(leaf, l) as usize])
+        (self.first_stored..=self.shape.depth).map(move |l| {
+            &self.levels[(l - self.first_stored) as usize][self.shape.ancestor(leaf, l) as usize]
+        })
     }
 
     /// Adds a new entry's digest along its leaf's path.
@@ -214,15 +238,13 @@ impl MerkleIndex {
 
     /// The root summary.
     pub fn root(&self) -> Summary {
-        self.levels[0][0].summary()
+        self.summary_of(0, 0)
     }
 
     /// The summary of node `index` at `level`, if it exists.
     pub fn node(&self, level: u32, index: u64) -> Option<Summary> {
-        self.levels
-            .get(level as usize)?
-            .get(usize::try_from(index).ok()?)
-            .map(Cell::summary)
+        (level <= self.shape.depth && index < self.shape.nodes_at(level))
+            .then(|| self.summary_of(level, index))
     }
 
     /// The `fanout` child summaries of node `index` at `level` (which must be
@@ -231,15 +253,27 @@ impl MerkleIndex {
         if level >= self.shape.depth || index >= self.shape.nodes_at(level) {
             return None;
         }
-        let fanout = self.shape.fanout as u64;
-        let child_level = &self.levels[level as usize + 1];
-        let start = (index * fanout) as usize;
+        let fanout = u64::from(self.shape.fanout);
         Some(
-            child_level[start..start + fanout as usize]
-                .iter()
-                .map(Cell::summary)
+            (index * fanout..(index + 1) * fanout)
+                .map(|child| self.summary_of(level + 1, child))
                 .collect(),
         )
+    }
+
+    /// The summary of an existing node: its counter when the level is
+    /// stored, else the sum of its descendants on the first stored level.
+    fn summary_of(&self, level: u32, index: u64) -> Summary {
+        let stored = &self.levels[level.saturating_sub(self.first_stored) as usize];
+        if level >= self.first_stored {
+            return stored[index as usize].summary();
+        }
+        let span = 1usize << (self.shape.bits_per_level() * (self.first_stored - level));
+        let start = index as usize * span;
+        stored[start..start + span]
+            .iter()
+            .map(Cell::summary)
+            .fold(Summary::default(), Summary::combine)
     }
 
     /// Empties the index.
@@ -256,11 +290,15 @@ mod tests {
     use super::*;
     use crate::store::entry::{entry_digest, key_hash, Version};
 
+    /// Every node's summary, level by level (computed levels included).
     fn snapshot(index: &MerkleIndex) -> Vec<Vec<Summary>> {
-        index
-            .levels
-            .iter()
-            .map(|l| l.iter().map(Cell::summary).collect())
+        let shape = index.shape();
+        (0..=shape.depth)
+            .map(|l| {
+                (0..shape.nodes_at(l))
+                    .map(|i| index.node(l, i).expect("node"))
+                    .collect()
+            })
             .collect()
     }
 
@@ -370,5 +408,44 @@ mod tests {
         assert_eq!(sum, index.root());
         assert!(index.children(2, 0).is_none());
         assert!(index.children(0, 1).is_none());
+    }
+
+    #[test]
+    fn computed_levels_agree_with_the_stored_ones() {
+        for shape in [
+            TreeShape::DEFAULT,
+            TreeShape {
+                fanout: 256,
+                depth: 3,
+            },
+            TreeShape {
+                fanout: 2,
+                depth: 8,
+            },
+        ] {
+            let index = MerkleIndex::new(shape).expect("shape");
+            for i in 0..3000u32 {
+                let k = format!("key:{i}");
+                index.insert(
+                    shape.leaf_of(key_hash(k.as_bytes())),
+                    entry_digest(k.as_bytes(), Version::new(u64::from(i), 3), Some(b"v")),
+                );
+            }
+            assert_eq!(index.root().count, 3000, "{shape:?}");
+            for level in 0..shape.depth {
+                for node in [0, shape.nodes_at(level) / 2, shape.nodes_at(level) - 1] {
+                    let kids = index.children(level, node).expect("children");
+                    assert_eq!(kids.len(), shape.fanout as usize);
+                    let sum = kids.iter().fold(Summary::default(), |a, s| a.combine(*s));
+                    assert_eq!(
+                        Some(sum),
+                        index.node(level, node),
+                        "{shape:?} {level}/{node}"
+                    );
+                }
+            }
+            assert!(index.node(shape.depth + 1, 0).is_none());
+            assert!(index.node(0, 1).is_none());
+        }
     }
 }
