@@ -72,39 +72,49 @@ impl Collector for CoreCollector {
             &mut enc,
             "commands",
             "Commands executed",
-            g(&s.total_commands),
+            s.total_commands.get(),
         )?;
-        counter(&mut enc, "get_commands", "GET commands", g(&s.get_commands))?;
-        counter(&mut enc, "set_commands", "SET commands", g(&s.set_commands))?;
+        counter(
+            &mut enc,
+            "get_commands",
+            "GET commands",
+            s.get_commands.get(),
+        )?;
+        counter(
+            &mut enc,
+            "set_commands",
+            "SET commands",
+            s.set_commands.get(),
+        )?;
         counter(
             &mut enc,
             "delete_commands",
             "DEL commands",
-            g(&s.delete_commands),
+            s.delete_commands.get(),
         )?;
         counter(
             &mut enc,
             "numeric_commands",
             "INC/DEC commands",
-            g(&s.numeric_commands),
+            s.numeric_commands.get(),
         )?;
         counter(
             &mut enc,
             "string_commands",
             "APPEND/PREPEND commands",
-            g(&s.string_commands),
+            s.string_commands.get(),
         )?;
         counter(
             &mut enc,
             "bulk_commands",
             "MGET/MSET commands",
-            g(&s.bulk_commands),
+            s.bulk_commands.get(),
         )?;
         counter(
             &mut enc,
             "error_replies",
             "Replies that were errors",
-            g(&s.error_replies),
+            s.error_replies.get(),
         )?;
         let st = &self.store;
         gauge(&mut enc, "keys", "Live keys", st.len() as i64)?;

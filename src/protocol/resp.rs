@@ -91,27 +91,42 @@ pub fn parse_request(
     Ok(Some(pos))
 }
 
-/// Reads a decimal header terminated by `\r\n` starting at `start`.
+/// Reads a decimal header terminated by `\r\n` starting at `start`: an
+/// optional sign and at least one digit, within `MAX_HEADER` bytes.
+/// `Ok(None)` while the header may still be arriving.
 fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usize)>, FrameError> {
-    let window = &buf[start.min(buf.len())..buf.len().min(start + MAX_HEADER)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
-        return if window.len() >= MAX_HEADER {
+    let end = buf.len().min(start.saturating_add(MAX_HEADER));
+    let mut pos = start;
+    let negative = buf.get(pos) == Some(&b'-');
+    if negative || buf.get(pos) == Some(&b'+') {
+        pos += 1;
+    }
+    let digits_start = pos;
+    let mut n: i64 = 0;
+    while pos < end && buf[pos].is_ascii_digit() {
+        let digit = i64::from(buf[pos] - b'0');
+        let Some(next) = n.checked_mul(10).and_then(|n| n.checked_add(digit)) else {
+            return Err(err);
+        };
+        n = next;
+        pos += 1;
+    }
+    if pos >= end {
+        // No terminator yet: wait for more, unless the header is too long.
+        return if end - start.min(end) >= MAX_HEADER {
             Err(err)
         } else {
             Ok(None)
         };
-    };
-    if window.len() < cr + 2 {
-        return Ok(None);
     }
-    if window[cr + 1] != b'\n' {
+    if buf[pos] != b'\r' || pos == digits_start {
         return Err(err);
     }
-    let n = std::str::from_utf8(&window[..cr])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(err)?;
-    Ok(Some((n, start + cr + 2)))
+    match buf.get(pos + 1) {
+        None => Ok(None),
+        Some(b'\n') => Ok(Some((if negative { -n } else { n }, pos + 2))),
+        Some(_) => Err(err),
+    }
 }
 
 fn int(arg: &[u8]) -> Result<i64, CommandError> {
@@ -201,13 +216,21 @@ pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<
         return Err(CommandError::Empty);
     };
     let name = &buf[first.clone()];
-    let args: Vec<&'a [u8]> = ranges[1..].iter().map(|r| &buf[r.clone()]).collect();
     let mut upper = [0u8; 16];
     let lname = name.len().min(16);
     for (d, s) in upper.iter_mut().zip(name) {
         *d = s.to_ascii_uppercase();
     }
     let upper = &upper[..lname];
+    // The hot commands with their usual arity, without collecting the
+    // arguments into a vector first.
+    let arg = |i: usize| &buf[ranges[i + 1].clone()];
+    match (upper, ranges.len() - 1) {
+        (b"GET", 1) => return Ok(Command::Get(arg(0))),
+        (b"SET", 2) => return Ok(Command::Set(arg(0), arg(1))),
+        _ => {}
+    }
+    let args: Vec<&'a [u8]> = ranges[1..].iter().map(|r| &buf[r.clone()]).collect();
     let arity = |ok: bool| {
         if ok {
             Ok(())
@@ -383,6 +406,34 @@ mod tests {
             Err(FrameError::BadBulkLength)
         );
         assert_eq!(parse(&[b'*'; 40]), Err(FrameError::BadArrayLength));
+    }
+
+    #[test]
+    fn headers_are_signed_decimals_within_32_bytes() {
+        let mut r = Vec::new();
+        let mut p = |b: &[u8]| parse_request(b, 1 << 20, &mut r);
+        assert_eq!(p(b"*0\r\n"), Ok(Some(4)));
+        assert_eq!(p(b"*-1\r\n"), Ok(Some(5)));
+        assert_eq!(p(b"*+1\r\n$1\r\nx\r\n"), Ok(Some(12)));
+        // Still arriving.
+        for partial in [&b"*"[..], b"*1", b"*12", b"*1\r", b"*1\r\n$", b"*1\r\n$3\r"] {
+            assert_eq!(p(partial), Ok(None), "{partial:?}");
+        }
+        // No digits, junk before or instead of the terminator, overflow.
+        for bad in [&b"*\r\n"[..], b"*-\r\n", b"*1x\r\n", b"*1\rx", b"* 1\r\n"] {
+            assert_eq!(p(bad), Err(FrameError::BadArrayLength), "{bad:?}");
+        }
+        assert_eq!(
+            p(b"*99999999999999999999\r\n"),
+            Err(FrameError::BadArrayLength)
+        );
+        assert_eq!(p(b"*1\r\n$\r\n"), Err(FrameError::BadBulkLength));
+        assert_eq!(p(b"*1\r\n$1x\r\n"), Err(FrameError::BadBulkLength));
+        // 32 digits without a terminator can no longer be a header.
+        let mut long = b"*".to_vec();
+        long.extend([b'0'; 32]);
+        assert_eq!(p(&long), Err(FrameError::BadArrayLength));
+        assert_eq!(p(&long[..31]), Ok(None));
     }
 
     fn cmd(parts: &[&[u8]]) -> Result<String, String> {

@@ -63,6 +63,11 @@ pub async fn serve(
     let mut session = Session::default();
     // Closing because of bad input: linger so the client can read why.
     let mut refused = false;
+    // One shutdown future for the whole connection, polled beside every
+    // read: creating and dropping a watch notification per request costs
+    // a lock and a waiter-list update each time.
+    let shutdown_requested = shutdown.wait_for(|stop| *stop);
+    tokio::pin!(shutdown_requested);
 
     loop {
         // Make room: drop processed bytes, then reserve one chunk.
@@ -89,7 +94,7 @@ pub async fn serve(
                 None => break, // idle timeout
                 Some(r) => r?,
             },
-            _ = shutdown.changed() => break,
+            _ = &mut shutdown_requested => break,
         };
         if n == 0 {
             break;

@@ -1,7 +1,5 @@
 //! Executes one command against the store and encodes its reply.
 
-use std::sync::atomic::Ordering;
-
 use super::clients::ClientInfo;
 use super::context::ServerContext;
 use super::stats::{CommandKind, Stats};
@@ -67,11 +65,8 @@ pub fn execute<'a>(
         Command::Delete(keys) => {
             let mut removed = 0;
             for key in keys {
-                match store.apply_local(WriteOp::Delete { key }) {
-                    Ok((WriteResult::Deleted(true), changes)) => {
-                        removed += 1;
-                        publish(ctx, session, changes);
-                    }
+                match apply(ctx, session, WriteOp::Delete { key }) {
+                    Ok(WriteResult::Deleted(true)) => removed += 1,
                     Ok(_) => {}
                     Err(e) => return error(ctx, out, &e.to_string()),
                 }
@@ -149,11 +144,8 @@ pub fn execute<'a>(
         }
         Command::ClientId => out.integer(client.id as i64),
         Command::ClientNoop => out.ok(),
-        Command::Flush => match store.apply_local(WriteOp::Flush) {
-            Ok((_, changes)) => {
-                publish(ctx, session, changes);
-                out.ok();
-            }
+        Command::Flush => match apply(ctx, session, WriteOp::Flush) {
+            Ok(_) => out.ok(),
             Err(e) => return error(ctx, out, &e.to_string()),
         },
         Command::Hash(None) => {
@@ -233,16 +225,13 @@ pub fn execute<'a>(
 }
 
 fn write(ctx: &ServerContext, session: &mut Session, out: &mut ReplyBuf, op: WriteOp<'_>) {
-    match ctx.store.apply_local(op) {
-        Ok((result, changes)) => {
-            publish(ctx, session, changes);
-            match result {
-                WriteResult::Stored | WriteResult::Flushed(_) => out.ok(),
-                WriteResult::Deleted(d) => out.deleted(u64::from(d)),
-                WriteResult::Number(n) => out.number(n),
-                WriteResult::Value(v) => out.appended(&v),
-            }
-        }
+    match apply(ctx, session, op) {
+        Ok(result) => match result {
+            WriteResult::Stored | WriteResult::Flushed(_) => out.ok(),
+            WriteResult::Deleted(d) => out.deleted(u64::from(d)),
+            WriteResult::Number(n) => out.number(n),
+            WriteResult::Value(v) => out.appended(&v),
+        },
         // Redis clients expect Redis' wording for a non-integer value.
         Err(StoreError::NotANumber { .. }) if out.protocol() == Protocol::Resp => {
             error(ctx, out, "value is not an integer or out of range");
@@ -274,7 +263,7 @@ fn hello(
         Some(b"2") => false,
         Some(b"3") => true,
         Some(v) if std::str::from_utf8(v).is_ok_and(|v| v.parse::<i64>().is_ok()) => {
-            ctx.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.error_replies.incr();
             out.error_with_code("NOPROTO", "unsupported protocol version");
             return Action::Continue;
         }
@@ -309,14 +298,28 @@ fn hello(
     Action::Continue
 }
 
-fn publish(ctx: &ServerContext, session: &mut Session, changes: Vec<crate::store::Change>) {
-    if changes.is_empty() {
-        return;
+/// Applies a client write and hands its changes to replication (when
+/// attached); marks the session as having written, for durable replies.
+fn apply(
+    ctx: &ServerContext,
+    session: &mut Session,
+    op: WriteOp<'_>,
+) -> Result<WriteResult, StoreError> {
+    let (result, written) = match &ctx.hooks.changes {
+        Some(sink) => {
+            let (result, changes) = ctx.store.apply_local(op)?;
+            let written = changes.len();
+            if written > 0 {
+                sink.submit(changes);
+            }
+            (result, written)
+        }
+        None => ctx.store.apply_local_uncollected(op)?,
+    };
+    if written > 0 {
+        session.wrote = true;
     }
-    session.wrote = true;
-    if let Some(sink) = &ctx.hooks.changes {
-        sink.submit(changes);
-    }
+    Ok(result)
 }
 
 /// Redis' wording for a client name it refuses.
@@ -330,7 +333,7 @@ fn valid_client_name(name: &[u8]) -> bool {
 
 /// Encodes an error reply and counts it.
 pub fn error(ctx: &ServerContext, out: &mut ReplyBuf, msg: &str) -> Action<'static> {
-    ctx.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.error_replies.incr();
     out.error(msg);
     Action::Continue
 }
@@ -457,13 +460,13 @@ fn stats_lines(ctx: &ServerContext) -> Vec<String> {
             "rejected_connections:{}",
             Stats::get(&s.rejected_connections)
         ),
-        format!("total_commands:{}", Stats::get(&s.total_commands)),
-        format!("get_commands:{}", Stats::get(&s.get_commands)),
-        format!("set_commands:{}", Stats::get(&s.set_commands)),
-        format!("delete_commands:{}", Stats::get(&s.delete_commands)),
-        format!("numeric_commands:{}", Stats::get(&s.numeric_commands)),
-        format!("string_commands:{}", Stats::get(&s.string_commands)),
-        format!("bulk_commands:{}", Stats::get(&s.bulk_commands)),
-        format!("error_replies:{}", Stats::get(&s.error_replies)),
+        format!("total_commands:{}", s.total_commands.get()),
+        format!("get_commands:{}", s.get_commands.get()),
+        format!("set_commands:{}", s.set_commands.get()),
+        format!("delete_commands:{}", s.delete_commands.get()),
+        format!("numeric_commands:{}", s.numeric_commands.get()),
+        format!("string_commands:{}", s.string_commands.get()),
+        format!("bulk_commands:{}", s.bulk_commands.get()),
+        format!("error_replies:{}", s.error_replies.get()),
     ]
 }

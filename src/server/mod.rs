@@ -7,6 +7,7 @@ pub mod context;
 pub mod dispatch;
 pub mod listener;
 pub mod stats;
+pub mod striped;
 pub mod transaction;
 
 pub use context::{

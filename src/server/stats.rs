@@ -2,7 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Server-wide counters; all relaxed atomics.
+use super::striped::StripedCounter;
+
+/// Server-wide counters. Those bumped per command are striped across
+/// threads; the per-connection ones are plain relaxed atomics.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Connections accepted since start.
@@ -12,21 +15,21 @@ pub struct Stats {
     /// Connections refused by `max_connections`.
     pub rejected_connections: AtomicU64,
     /// Commands executed (including failed ones).
-    pub total_commands: AtomicU64,
+    pub total_commands: StripedCounter,
     /// GET-like reads.
-    pub get_commands: AtomicU64,
+    pub get_commands: StripedCounter,
     /// SET-like writes.
-    pub set_commands: AtomicU64,
+    pub set_commands: StripedCounter,
     /// DEL commands.
-    pub delete_commands: AtomicU64,
+    pub delete_commands: StripedCounter,
     /// INC/DEC commands.
-    pub numeric_commands: AtomicU64,
+    pub numeric_commands: StripedCounter,
     /// APPEND/PREPEND commands.
-    pub string_commands: AtomicU64,
+    pub string_commands: StripedCounter,
     /// MGET/MSET commands.
-    pub bulk_commands: AtomicU64,
+    pub bulk_commands: StripedCounter,
     /// Replies that were errors.
-    pub error_replies: AtomicU64,
+    pub error_replies: StripedCounter,
 }
 
 /// Which counter a command bumps.
@@ -51,7 +54,7 @@ pub enum CommandKind {
 impl Stats {
     /// Counts one executed command.
     pub fn count(&self, kind: CommandKind) {
-        self.total_commands.fetch_add(1, Ordering::Relaxed);
+        self.total_commands.incr();
         let c = match kind {
             CommandKind::Get => &self.get_commands,
             CommandKind::Set => &self.set_commands,
@@ -61,7 +64,7 @@ impl Stats {
             CommandKind::Bulk => &self.bulk_commands,
             CommandKind::Other => return,
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        c.incr();
     }
 
     /// Reads a counter.

@@ -67,9 +67,7 @@ pub async fn exec(
     out: &mut ReplyBuf,
 ) -> bool {
     if tx.aborted {
-        ctx.stats
-            .error_replies
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.stats.error_replies.incr();
         out.error_with_code(
             "EXECABORT",
             "Transaction discarded because of previous errors.",

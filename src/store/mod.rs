@@ -422,7 +422,19 @@ impl Store {
     /// Applies a client write: stamps new versions, updates state, and
     /// returns the result plus the changes to replicate.
     pub fn apply_local(&self, op: WriteOp<'_>) -> Result<(WriteResult, Vec<Change>), StoreError> {
-        ops::apply(self, op)
+        let mut changes = Vec::new();
+        let (result, _) = ops::apply(self, op, Some(&mut changes))?;
+        Ok((result, changes))
+    }
+
+    /// Applies a client write like [`Store::apply_local`] without copying
+    /// out the changes (a node that does not replicate needs none); returns
+    /// the result and how many keys were written.
+    pub fn apply_local_uncollected(
+        &self,
+        op: WriteOp<'_>,
+    ) -> Result<(WriteResult, usize), StoreError> {
+        ops::apply(self, op, None)
     }
 
     /// Merges a remote entry by last-writer-wins. Idempotent; the same set of

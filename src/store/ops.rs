@@ -69,28 +69,40 @@ pub enum WriteResult {
     Flushed(u64),
 }
 
+/// Applies `op`. Each key it writes is pushed to `changes` when given
+/// (replication needs them); without a collector no copy of the key or
+/// value is made. Returns the result and how many keys were written.
 pub(super) fn apply(
     store: &Store,
     op: WriteOp<'_>,
-) -> Result<(WriteResult, Vec<Change>), StoreError> {
-    match op {
+    mut changes: Option<&mut Vec<Change>>,
+) -> Result<(WriteResult, usize), StoreError> {
+    let collect = changes.is_some();
+    let mut written = 0usize;
+    let mut record = |change: Option<Change>| {
+        written += 1;
+        if let (Some(list), Some(change)) = (changes.as_deref_mut(), change) {
+            list.push(change);
+        }
+    };
+    let result = match op {
         WriteOp::Set { key, value } => {
-            let change = store.write_local(key, |_| Ok(Some(value.into())))?;
-            Ok((WriteResult::Stored, vec![change]))
+            record(store.write_local(key, collect, |_| Ok(Some(value.into())))?);
+            WriteResult::Stored
         }
         WriteOp::Delete { key } => {
             let loc = store.locate(key);
             let mut shard = store.shards[loc.shard].write();
             let live = shard.get(key).is_some_and(|s| !s.entry.is_tombstone());
             if !live {
-                return Ok((WriteResult::Deleted(false), Vec::new()));
+                return Ok((WriteResult::Deleted(false), 0));
             }
-            let change = store.stamp_and_write(&mut shard, loc, key, None)?;
-            Ok((WriteResult::Deleted(true), vec![change]))
+            record(store.stamp_and_write(&mut shard, loc, key, None, collect)?);
+            WriteResult::Deleted(true)
         }
         WriteOp::Increment { key, delta } => {
             let mut result = 0i64;
-            let change = store.write_local(key, |old| {
+            record(store.write_local(key, collect, |old| {
                 let current = match old {
                     None => 0,
                     Some(bytes) => parse_i64(bytes).ok_or_else(|| StoreError::NotANumber {
@@ -99,46 +111,47 @@ pub(super) fn apply(
                 };
                 result = current.checked_add(delta).ok_or(StoreError::Overflow)?;
                 Ok(Some(result.to_string().into_bytes().into_boxed_slice()))
-            })?;
-            Ok((WriteResult::Number(result), vec![change]))
+            })?);
+            WriteResult::Number(result)
         }
         WriteOp::Append {
             key,
             suffix,
             line_safe,
         } => {
-            let change = store.write_local(key, |old| {
+            let mut value = Box::default();
+            record(store.write_local(key, collect, |old| {
                 store.check_affix(old, suffix, line_safe)?;
                 let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
                 v.extend_from_slice(suffix);
+                value = v.clone().into_boxed_slice();
                 Ok(Some(v.into_boxed_slice()))
-            })?;
-            let value = change.entry.value.clone().unwrap_or_default();
-            Ok((WriteResult::Value(value), vec![change]))
+            })?);
+            WriteResult::Value(value)
         }
         WriteOp::Prepend {
             key,
             prefix,
             line_safe,
         } => {
-            let change = store.write_local(key, |old| {
+            let mut value = Box::default();
+            record(store.write_local(key, collect, |old| {
                 store.check_affix(old, prefix, line_safe)?;
                 let mut v = prefix.to_vec();
                 v.extend_from_slice(old.unwrap_or_default());
+                value = v.clone().into_boxed_slice();
                 Ok(Some(v.into_boxed_slice()))
-            })?;
-            let value = change.entry.value.clone().unwrap_or_default();
-            Ok((WriteResult::Value(value), vec![change]))
+            })?);
+            WriteResult::Value(value)
         }
         WriteOp::MultiSet { pairs } => {
-            let mut changes = Vec::with_capacity(pairs.len());
             for (key, value) in pairs {
-                changes.push(store.write_local(key, |_| Ok(Some((*value).into())))?);
+                record(store.write_local(key, collect, |_| Ok(Some((*value).into())))?);
             }
-            Ok((WriteResult::Stored, changes))
+            WriteResult::Stored
         }
         WriteOp::Flush => {
-            let mut changes = Vec::new();
+            let mut flushed = 0u64;
             for shard_index in 0..store.shards.len() {
                 let mut shard = store.shards[shard_index].write();
                 let live: Vec<Box<[u8]>> = shard
@@ -148,13 +161,14 @@ pub(super) fn apply(
                     .collect();
                 for key in live {
                     let loc = store.locate(&key);
-                    changes.push(store.stamp_and_write(&mut shard, loc, &key, None)?);
+                    record(store.stamp_and_write(&mut shard, loc, &key, None, collect)?);
+                    flushed += 1;
                 }
             }
-            let n = changes.len() as u64;
-            Ok((WriteResult::Flushed(n), changes))
+            WriteResult::Flushed(flushed)
         }
-    }
+    };
+    Ok((result, written))
 }
 
 /// Parses a stored value as a decimal i64 (optional sign, no spaces).
@@ -186,18 +200,20 @@ impl Store {
     /// Read-modify-write of one key under its shard lock: `compute` sees the
     /// live value (or `None`) and returns the new value (or `None` for a
     /// tombstone).
+    /// Returns the change when `collect` is set.
     fn write_local(
         &self,
         key: &[u8],
+        collect: bool,
         compute: impl FnOnce(Option<&[u8]>) -> Result<Option<Box<[u8]>>, StoreError>,
-    ) -> Result<Change, StoreError> {
+    ) -> Result<Option<Change>, StoreError> {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
         let new_value = compute(slot.and_then(|s| s.entry.value.as_deref()))?;
         let floor = slot.map_or(0, |s| s.entry.version.hlc);
         let prior = Prior::of(key, slot);
-        self.write_stamped(&mut shard, loc, key, new_value, floor, prior)
+        self.write_stamped(&mut shard, loc, key, new_value, floor, prior, collect)
     }
 
     /// Stamps a version newer than the key's current one and writes it.
@@ -207,14 +223,17 @@ impl Store {
         loc: Location,
         key: &[u8],
         value: Option<Box<[u8]>>,
-    ) -> Result<Change, StoreError> {
+        collect: bool,
+    ) -> Result<Option<Change>, StoreError> {
         let slot = shard.get(key);
         let floor = slot.map_or(0, |s| s.entry.version.hlc);
         let prior = Prior::of(key, slot);
-        self.write_stamped(shard, loc, key, value, floor, prior)
+        self.write_stamped(shard, loc, key, value, floor, prior, collect)
     }
 
-    /// Writes `value` with a version newer than `floor`.
+    /// Writes `value` with a version newer than `floor`; returns the
+    /// change (a copy of key and entry) when `collect` is set.
+    #[allow(clippy::too_many_arguments)]
     fn write_stamped(
         &self,
         shard: &mut Map,
@@ -223,13 +242,15 @@ impl Store {
         value: Option<Box<[u8]>>,
         floor: u64,
         prior: Prior,
-    ) -> Result<Change, StoreError> {
+        collect: bool,
+    ) -> Result<Option<Change>, StoreError> {
         let version = Version::new(self.clock.next_after(floor), self.node);
         let entry = Entry { version, value };
-        self.write_slot(shard, loc, key, entry.clone(), prior, true, true)?;
-        Ok(Change {
+        let change = collect.then(|| Change {
             key: key.into(),
-            entry,
-        })
+            entry: entry.clone(),
+        });
+        self.write_slot(shard, loc, key, entry, prior, true, true)?;
+        Ok(change)
     }
 }
