@@ -1,7 +1,18 @@
 //! The on-disk encoding of one entry.
 //!
-//! Keys are stored as `KEY_TAG ++ key` (the tag lets the empty key exist,
-//! which the engine forbids, and leaves room for other record kinds).
+//! Keys are stored as `HASHED_KEY_TAG ++ hash ++ key`, where `hash` is the
+//! first [`KEY_HASH_BYTES`] bytes (big endian) of the key's stable hash.
+//! The tag lets the empty key exist, which the engine forbids, and leaves
+//! room for other record kinds. The hash in front makes stored keys differ
+//! in their first bytes: the engine's memtable and tables compare keys on
+//! every insert, and user keys often share long prefixes (`user:0000…`),
+//! which made each comparison a full `memcmp` instead of a look at the
+//! 4-byte prefix (tag + 3 hash bytes) the engine keeps inline.
+//!
+//! Releases before this layout stored `KEY_TAG ++ key`; such records are
+//! still read, and keys too long for the hashed layout are still written
+//! that way. Removing a key removes both layouts (see
+//! [`stored_key_layouts`]), so an old record can never outlive a newer one.
 //! Values are a small versioned record:
 //!
 //! ```text
@@ -14,10 +25,20 @@
 //!
 //! Decoding never panics: damaged bytes give a [`DecodeError`].
 
-use crate::store::{Entry, Version};
+use crate::store::{key_hash, Entry, Version};
 
-/// The first byte of every stored key of an entry.
+/// The first byte of a stored key in the original layout, `KEY_TAG ++ key`.
 pub const KEY_TAG: u8 = b'k';
+/// The first byte of a stored key in the hashed layout,
+/// `HASHED_KEY_TAG ++ hash ++ key`.
+pub const HASHED_KEY_TAG: u8 = b'h';
+/// Bytes of the key's hash in a hashed stored key. Three, so that with the
+/// tag they fill the engine's 4-byte inline key prefix, and a 16-byte user
+/// key still fits the engine's 20-byte inline key storage.
+pub const KEY_HASH_BYTES: usize = 3;
+/// The longest user key stored in the hashed layout (the engine's limit is
+/// 65535 bytes); longer keys, up to [`MAX_KEY_BYTES`], use the original one.
+pub const MAX_HASHED_KEY_BYTES: usize = u16::MAX as usize - 1 - KEY_HASH_BYTES;
 /// The current record format.
 pub const FORMAT_V1: u8 = 1;
 /// Bytes before the value in a V1 record.
@@ -39,6 +60,9 @@ pub enum DecodeError {
         /// The first byte found, if any.
         first: Option<u8>,
     },
+    /// A hashed stored key whose hash does not match its key.
+    #[error("stored key's hash does not match the key")]
+    BadKeyHash,
     /// The record is shorter than its header.
     #[error("record is {len} bytes, shorter than the {HEADER_BYTES}-byte header")]
     Truncated {
@@ -67,25 +91,69 @@ pub enum EncodeError {
     ValueTooLong(usize),
 }
 
-/// The stored key of `key`.
-pub fn encode_key(key: &[u8]) -> Result<Vec<u8>, EncodeError> {
+/// The bytes stored in front of `key` in its stored key: the hashed
+/// layout's tag and hash, or (for a key too long for that) the original
+/// layout's tag. Returns the buffer and how many of its bytes are used.
+pub fn key_prefix(key: &[u8]) -> Result<([u8; 1 + KEY_HASH_BYTES], usize), EncodeError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(EncodeError::KeyTooLong(key.len()));
     }
-    let mut out = Vec::with_capacity(key.len() + 1);
-    out.push(KEY_TAG);
+    let mut prefix = [0u8; 1 + KEY_HASH_BYTES];
+    if key.len() > MAX_HASHED_KEY_BYTES {
+        prefix[0] = KEY_TAG;
+        return Ok((prefix, 1));
+    }
+    prefix[0] = HASHED_KEY_TAG;
+    prefix[1..].copy_from_slice(&key_hash_bytes(key));
+    Ok((prefix, prefix.len()))
+}
+
+/// The stored key of `key` (hashed layout when it fits).
+pub fn encode_key(key: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    let (prefix, used) = key_prefix(key)?;
+    let mut out = Vec::with_capacity(used + key.len());
+    out.extend_from_slice(&prefix[..used]);
     out.extend_from_slice(key);
     Ok(out)
 }
 
-/// The user key inside a stored key.
+/// Every stored key `key` may have been written under: the current layout
+/// and, when it differs, the original one an older release wrote. Removing
+/// a key removes all of them.
+pub fn stored_key_layouts(key: &[u8]) -> Result<Vec<Vec<u8>>, EncodeError> {
+    let current = encode_key(key)?;
+    if current.first() == Some(&KEY_TAG) {
+        return Ok(vec![current]);
+    }
+    let mut original = Vec::with_capacity(1 + key.len());
+    original.push(KEY_TAG);
+    original.extend_from_slice(key);
+    Ok(vec![current, original])
+}
+
+/// The user key inside a stored key, in either layout.
 pub fn decode_key(stored: &[u8]) -> Result<&[u8], DecodeError> {
     match stored.split_first() {
         Some((&KEY_TAG, rest)) => Ok(rest),
+        Some((&HASHED_KEY_TAG, rest)) if rest.len() >= KEY_HASH_BYTES => {
+            let (hash, key) = rest.split_at(KEY_HASH_BYTES);
+            if hash == key_hash_bytes(key) {
+                Ok(key)
+            } else {
+                Err(DecodeError::BadKeyHash)
+            }
+        }
         other => Err(DecodeError::BadKeyTag {
             first: other.map(|(b, _)| *b),
         }),
     }
+}
+
+/// The first bytes of the key's stable hash (the store's `key_hash`).
+fn key_hash_bytes(key: &[u8]) -> [u8; KEY_HASH_BYTES] {
+    let mut out = [0u8; KEY_HASH_BYTES];
+    out.copy_from_slice(&key_hash(key).to_be_bytes()[..KEY_HASH_BYTES]);
+    out
 }
 
 /// The header of `entry`'s stored record (the value bytes follow it).
@@ -204,8 +272,23 @@ mod tests {
     fn keys_round_trip_including_the_empty_key() {
         for k in [&b""[..], b"a", b"key with spaces"] {
             let stored = encode_key(k).expect("encode");
+            assert_eq!(stored[0], HASHED_KEY_TAG);
             assert_eq!(decode_key(&stored), Ok(k));
         }
+        // The original layout of older releases still reads.
+        assert_eq!(decode_key(b"kuser:1"), Ok(&b"user:1"[..]));
+        // Keys that share a long prefix differ in their first stored bytes.
+        let (a, b) = (
+            encode_key(b"user:000000000001").expect("a"),
+            encode_key(b"user:000000000002").expect("b"),
+        );
+        assert_ne!(a[..1 + KEY_HASH_BYTES], b[..1 + KEY_HASH_BYTES]);
+        // A key too long for the hashed layout keeps the original one.
+        let long = vec![b'x'; MAX_HASHED_KEY_BYTES + 1];
+        let stored = encode_key(&long).expect("long");
+        assert_eq!(stored[0], KEY_TAG);
+        assert_eq!(decode_key(&stored), Ok(&long[..]));
+        assert_eq!(encode_key(&long[1..]).expect("fits")[0], HASHED_KEY_TAG);
         assert!(matches!(
             encode_key(&vec![b'x'; MAX_KEY_BYTES + 1]),
             Err(EncodeError::KeyTooLong(_))
@@ -216,6 +299,26 @@ mod tests {
             decode_key(b"zz"),
             Err(DecodeError::BadKeyTag { first: Some(b'z') })
         );
+        // A hashed key whose hash was damaged, or too short to hold one.
+        let mut stored = encode_key(b"user:1").expect("encode");
+        stored[2] ^= 0xff;
+        assert_eq!(decode_key(&stored), Err(DecodeError::BadKeyHash));
+        assert_eq!(
+            decode_key(b"hab"),
+            Err(DecodeError::BadKeyTag {
+                first: Some(HASHED_KEY_TAG)
+            })
+        );
+    }
+
+    #[test]
+    fn removing_a_key_covers_both_layouts() {
+        let layouts = stored_key_layouts(b"user:1").expect("layouts");
+        assert_eq!(layouts.len(), 2);
+        assert_eq!(layouts[0], encode_key(b"user:1").expect("encode"));
+        assert_eq!(layouts[1], b"kuser:1".to_vec());
+        let long = vec![b'x'; MAX_KEY_BYTES];
+        assert_eq!(stored_key_layouts(&long).expect("long").len(), 1);
     }
 
     #[test]

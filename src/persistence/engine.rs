@@ -32,10 +32,11 @@ pub enum LogOp {
         /// Encoded record.
         record: Slice,
     },
-    /// Drop a key entirely (garbage-collected tombstone).
+    /// Drop a key entirely (garbage-collected tombstone), under every
+    /// stored layout it may have been written with.
     Remove {
-        /// Stored key.
-        key: Slice,
+        /// Stored keys (the current layout, then the original one).
+        keys: Vec<Slice>,
     },
 }
 
@@ -50,10 +51,14 @@ impl LogOp {
         })
     }
 
-    /// The removal of `key`.
+    /// The removal of `key`: under its current stored layout and under the
+    /// original one an older release may have written it with.
     pub fn remove(key: &[u8]) -> Result<Self, EncodeError> {
         Ok(LogOp::Remove {
-            key: stored_key(key)?,
+            keys: codec::stored_key_layouts(key)?
+                .iter()
+                .map(|stored| Slice::from(&stored[..]))
+                .collect(),
         })
     }
 
@@ -61,21 +66,28 @@ impl LogOp {
     pub fn bytes(&self) -> usize {
         match self {
             LogOp::Put { key, record } => key.len() + record.len() + 64,
-            LogOp::Remove { key } => key.len() + 64,
+            LogOp::Remove { keys } => keys.iter().map(|k| k.len() + 64).sum(),
         }
     }
 }
 
 fn stored_key(key: &[u8]) -> Result<Slice, EncodeError> {
-    if key.len() > codec::MAX_KEY_BYTES {
-        return Err(EncodeError::KeyTooLong(key.len()));
-    }
-    Ok(concat(&[codec::KEY_TAG], key))
+    let (prefix, used) = codec::key_prefix(key)?;
+    Ok(concat(&prefix[..used], key))
 }
 
 /// One allocation holding `a ++ b`.
 fn concat(a: &[u8], b: &[u8]) -> Slice {
+    // Most keys and records are small: assemble them on the stack and copy
+    // once into the slice.
+    const SMALL: usize = 256;
     let len = a.len() + b.len();
+    if len <= SMALL {
+        let mut buf = [0u8; SMALL];
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..len].copy_from_slice(b);
+        return Slice::new(&buf[..len]);
+    }
     // Reading from in-memory slices cannot fail; fall back to a plain copy
     // rather than unwrap if it ever did.
     Slice::from_reader(&mut a.chain(b), len).unwrap_or_else(|_| {
@@ -146,7 +158,11 @@ impl Engine {
         for op in ops {
             match op {
                 LogOp::Put { key, record } => batch.insert(&self.entries, key, record),
-                LogOp::Remove { key } => batch.remove(&self.entries, key),
+                LogOp::Remove { keys } => {
+                    for key in keys {
+                        batch.remove(&self.entries, key);
+                    }
+                }
             }
         }
         if let Some(hlc) = high_water {
@@ -308,7 +324,7 @@ pub fn describe(e: &fjall::Error) -> String {
 
 /// A key for messages: lossy UTF-8, at most 64 characters.
 fn printable(key: &[u8]) -> String {
-    let key = key.strip_prefix(&[codec::KEY_TAG]).unwrap_or(key);
+    let key = codec::decode_key(key).unwrap_or(key);
     let text = String::from_utf8_lossy(key);
     if text.chars().count() > 64 {
         format!("{}…", text.chars().take(64).collect::<String>())
@@ -329,10 +345,58 @@ mod tests {
         }
     }
 
+    /// Every stored entry, sorted by user key (the engine orders them by
+    /// stored key, whose hash prefix scrambles the user order).
     fn scan_all(engine: &Engine) -> Vec<(Vec<u8>, Entry)> {
         let mut out = Vec::new();
         engine.scan(|k, e| out.push((k.to_vec(), e))).expect("scan");
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.version.cmp(&b.1.version)));
         out
+    }
+
+    #[test]
+    fn records_of_the_original_layout_are_read_and_removed_with_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).expect("open");
+        // What an older release wrote: `k ++ key`.
+        let legacy = |key: &[u8], e: &Entry| {
+            let header = codec::entry_header(e).expect("header");
+            let mut record = header.to_vec();
+            record.extend_from_slice(e.value.as_deref().unwrap_or_default());
+            let mut stored = vec![codec::KEY_TAG];
+            stored.extend_from_slice(key);
+            LogOp::Put {
+                key: Slice::from(&stored[..]),
+                record: Slice::from(&record[..]),
+            }
+        };
+        let ops = vec![
+            legacy(b"old", &entry(1, Some(b"from before"))),
+            legacy(b"both", &entry(2, Some(b"stale"))),
+            LogOp::put(b"both", &entry(3, Some(b"newer"))).expect("op"),
+        ];
+        engine
+            .commit(ops, None, PersistMode::Buffer)
+            .expect("commit");
+        // Both layouts are read; recovery keeps the newest version of a key.
+        assert_eq!(
+            scan_all(&engine),
+            vec![
+                (b"both".to_vec(), entry(2, Some(b"stale"))),
+                (b"both".to_vec(), entry(3, Some(b"newer"))),
+                (b"old".to_vec(), entry(1, Some(b"from before"))),
+            ]
+        );
+        // Forgetting a key (a collected tombstone) removes every layout, so
+        // the stale record cannot come back after the newer one is gone.
+        let removals = vec![
+            LogOp::remove(b"both").expect("remove"),
+            LogOp::remove(b"old").expect("remove"),
+        ];
+        engine
+            .commit(removals, None, PersistMode::Buffer)
+            .expect("commit");
+        assert_eq!(scan_all(&engine), vec![]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use fjall::PersistMode;
 
 use super::engine::{describe, Engine};
 use super::metrics::StorageMetrics;
-use super::queue::WriteQueue;
+use super::queue::{WriteQueue, STALL_LIMIT};
 use crate::config::FsyncPolicy;
 use crate::server::context::{BoxFuture, Durability};
 
@@ -36,11 +36,12 @@ pub const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the memtable to be written as a table.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
-/// The running group-commit thread.
+/// The running group-commit thread and its stall watchdog.
 #[derive(Debug)]
 pub struct GroupCommit {
     queue: Arc<WriteQueue>,
     thread: Option<JoinHandle<()>>,
+    watchdog: Option<JoinHandle<()>>,
 }
 
 impl GroupCommit {
@@ -60,9 +61,21 @@ impl GroupCommit {
         let thread = std::thread::Builder::new()
             .name("merklekv-commit".into())
             .spawn(move || worker.run())?;
+        let watched = queue.clone();
+        let watchdog = std::thread::Builder::new()
+            .name("merklekv-stall".into())
+            .spawn(move || {
+                // Once a second, answer waits older than STALL_LIMIT with an
+                // error (a disk that stopped responding), until shutdown.
+                while !watched.is_stopping() {
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    watched.expire_stalled_waiters(STALL_LIMIT);
+                }
+            })?;
         Ok(Self {
             queue,
             thread: Some(thread),
+            watchdog: Some(watchdog),
         })
     }
 
@@ -75,6 +88,10 @@ impl GroupCommit {
     /// waits for the thread to end. Blocking.
     pub fn stop(mut self, final_high_water: u64) -> Result<(), String> {
         self.queue.stop(final_high_water);
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.thread().unpark();
+            let _ = watchdog.join();
+        }
         if let Some(thread) = self.thread.take() {
             thread
                 .join()
@@ -240,6 +257,7 @@ mod tests {
         engine
             .scan(|k, e| seen.push((k.to_vec(), e)))
             .expect("scan");
+        seen.sort_by(|x, y| x.0.cmp(&y.0)); // stored order is hash order
         assert_eq!(
             seen,
             vec![

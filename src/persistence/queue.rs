@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -55,7 +55,8 @@ type Reply = oneshot::Sender<Result<(), Arc<str>>>;
 /// Connections waiting for their writes, by the sequence number they need.
 #[derive(Debug, Default)]
 struct Waiters {
-    by_target: BTreeMap<u64, Vec<Reply>>,
+    /// When the first waiter for a target arrived, and every waiter for it.
+    by_target: BTreeMap<u64, (Instant, Vec<Reply>)>,
     /// Set once writing failed; later waits fail at once.
     failure: Option<Arc<str>>,
 }
@@ -164,6 +165,11 @@ impl WriteQueue {
         self.max_hlc.load(Ordering::Relaxed)
     }
 
+    /// Whether shutdown began.
+    pub fn is_stopping(&self) -> bool {
+        self.state.lock().stopping.is_some()
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
@@ -185,8 +191,35 @@ impl WriteQueue {
             let later = waiters.by_target.split_off(&(seq + 1));
             std::mem::replace(&mut waiters.by_target, later)
         };
-        for reply in ready.into_values().flatten() {
+        for reply in ready.into_values().flat_map(|(_, replies)| replies) {
             let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Answers, with an error, every connection that has waited longer
+    /// than `limit` for its write (a disk that stopped responding). Run
+    /// about once a second by the stall watchdog, so no wait needs a timer
+    /// of its own.
+    pub fn expire_stalled_waiters(&self, limit: Duration) {
+        let expired: Vec<Reply> = {
+            let mut waiters = self.waiters.lock();
+            let mut expired = Vec::new();
+            while let Some(entry) = waiters.by_target.first_entry() {
+                if entry.get().0.elapsed() < limit {
+                    break;
+                }
+                expired.extend(entry.remove().1);
+            }
+            expired
+        };
+        if expired.is_empty() {
+            return;
+        }
+        let message: Arc<str> =
+            format!("write not confirmed durable within {} s", limit.as_secs()).into();
+        tracing::warn!(waiters = expired.len(), "{message}");
+        for reply in expired {
+            let _ = reply.send(Err(message.clone()));
         }
     }
 
@@ -201,7 +234,7 @@ impl WriteQueue {
             waiters.failure = Some(message.clone());
             std::mem::take(&mut waiters.by_target)
         };
-        for reply in waiting.into_values().flatten() {
+        for reply in waiting.into_values().flat_map(|(_, replies)| replies) {
             let _ = reply.send(Err(message.clone()));
         }
     }
@@ -233,18 +266,21 @@ impl WriteQueue {
                 return Box::pin(std::future::ready(Err(f.to_string())));
             }
             let (tx, rx) = oneshot::channel();
-            waiters.by_target.entry(target).or_default().push(tx);
+            waiters
+                .by_target
+                .entry(target)
+                .or_insert_with(|| (Instant::now(), Vec::new()))
+                .1
+                .push(tx);
             rx
         };
+        // No timer per wait: the stall watchdog answers waits older than
+        // STALL_LIMIT (see `expire_stalled_waiters`).
         Box::pin(async move {
-            match tokio::time::timeout(STALL_LIMIT, rx).await {
-                Ok(Ok(Ok(()))) => Ok(()),
-                Ok(Ok(Err(f))) => Err(f.to_string()),
-                Ok(Err(_)) => Err("durable storage stopped".into()),
-                Err(_) => Err(format!(
-                    "write not confirmed durable within {} s",
-                    STALL_LIMIT.as_secs()
-                )),
+            match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(f)) => Err(f.to_string()),
+                Err(_) => Err("durable storage stopped".into()),
             }
         })
     }
@@ -291,6 +327,26 @@ mod tests {
         assert!(!waiter.is_finished(), "must wait for the write");
         q.mark_written(taken.last_seq);
         assert_eq!(waiter.await.expect("join"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn waits_older_than_the_stall_limit_are_answered_with_an_error() {
+        let q = Arc::new(WriteQueue::default());
+        q.record(b"a", &entry(1)).expect("record");
+        let stalled = q.wait_written();
+        std::thread::sleep(Duration::from_millis(30));
+        q.record(b"b", &entry(2)).expect("record");
+        let recent = q.wait_written();
+        q.expire_stalled_waiters(Duration::from_millis(20));
+        assert_eq!(
+            stalled.await,
+            Err("write not confirmed durable within 0 s".into())
+        );
+        let recent = tokio::spawn(recent);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!recent.is_finished(), "a recent wait is left alone");
+        q.mark_written(2);
+        assert_eq!(recent.await.expect("join"), Ok(()));
     }
 
     #[tokio::test]
