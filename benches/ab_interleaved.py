@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Interleaved A/B throughput: several MerkleKV variants and redis-server
+side by side, many short rounds, medians of per-round ratios to Redis.
+
+Each variant is LABEL=BINARY[,VAR=VALUE...] (extra environment for that
+node, e.g. TOKIO_WORKER_THREADS=1 or MERKLE_KV_STORAGE_PERSISTENCE=true);
+every node runs with MQTT, anti-entropy and (unless overridden) persistence
+off, data in a fresh temporary directory. After a 100,000-key load, each
+round drives every server once per test, in a shuffled order, with
+
+    redis-benchmark -p PORT -t TEST -c C -P P -n N -r 100000 -d 100
+
+and reads each server's CPU time from /proc. Short rounds interleaved this
+way cancel most of the drift of a shared machine, which moves absolute
+figures by tens of percent within minutes.
+
+    cargo build --release
+    python3 benches/ab_interleaved.py --bin ours=target/release/merklekv \\
+        --bin one_worker=target/release/merklekv,TOKIO_WORKER_THREADS=1 --rounds 10
+"""
+
+import argparse
+import os
+import random
+import re
+import statistics
+import subprocess
+import tempfile
+
+from bench_util import cpu_seconds, free_port, wait_ping
+
+
+def start_variant(spec, data_root):
+    label, rest = spec.split("=", 1)
+    binary, *overrides = rest.split(",")
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
+        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
+        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
+        "MERKLE_KV_MQTT_ENABLED": "false",
+        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
+        "MERKLE_KV_STORAGE_PERSISTENCE": "false",
+        "MERKLE_KV_STORAGE_DATA_DIR": os.path.join(data_root, label),
+        "RUST_LOG": "warn",
+    })
+    for kv in overrides:
+        k, v = kv.split("=", 1)
+        env[k] = v
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    return label, port, proc
+
+
+def bench(port, test, a):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(a.c), "-P", str(a.P),
+         "-n", str(a.n), "-r", "100000", "-d", "100", "-q"],
+        capture_output=True, text=True, timeout=300).stdout
+    rates = re.findall(r"([\d.]+) requests per second", out)
+    if not rates:
+        raise RuntimeError(f"no figure from redis-benchmark on port {port}: {out!r}")
+    return float(rates[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", action="append", required=True, help="LABEL=BINARY[,VAR=VALUE...]")
+    ap.add_argument("--tests", default="set,get")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("-n", type=int, default=100_000)
+    ap.add_argument("-c", type=int, default=50)
+    ap.add_argument("-P", type=int, default=1)
+    a = ap.parse_args()
+    tests = a.tests.split(",")
+    with tempfile.TemporaryDirectory() as data_root:
+        servers = [start_variant(spec, data_root) for spec in a.bin]
+        redis_port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        servers.append(("redis", redis_port, redis))
+        try:
+            for _, port, _ in servers:
+                wait_ping(port)
+                subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "100000",
+                                "-r", "100000", "-d", "100", "-q"], capture_output=True, timeout=300)
+            rate = {(s[0], t): [] for s in servers for t in tests}
+            cpu = {(s[0], t): [] for s in servers for t in tests}
+            for _ in range(a.rounds):
+                for t in tests:
+                    for label, port, proc in random.sample(servers, len(servers)):
+                        before = cpu_seconds(proc.pid)
+                        rate[(label, t)].append(bench(port, t, a))
+                        cpu[(label, t)].append((cpu_seconds(proc.pid) - before) / a.n * 1e6)
+            for t in tests:
+                print(f"{t}, -c {a.c} -P {a.P}, {a.rounds} rounds of {a.n} requests")
+                print("| server | median ops/s | median ratio to Redis (per round) | server CPU µs / request (median) |")
+                print("|---|---:|---:|---:|")
+                for label, _, _ in servers:
+                    ratios = [x / y for x, y in zip(rate[(label, t)], rate[("redis", t)])]
+                    print(f"| {label} | {statistics.median(rate[(label, t)]):,.0f} | "
+                          f"{statistics.median(ratios):.3f} | {statistics.median(cpu[(label, t)]):.2f} |")
+        finally:
+            for _, _, proc in servers:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()
