@@ -102,10 +102,19 @@ fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usiz
         pos += 1;
     }
     let digits_start = pos;
+    // Accumulated with its sign, so i64::MIN (whose magnitude is not an
+    // i64) still parses, as it did with `str::parse`.
     let mut n: i64 = 0;
     while pos < end && buf[pos].is_ascii_digit() {
         let digit = i64::from(buf[pos] - b'0');
-        let Some(next) = n.checked_mul(10).and_then(|n| n.checked_add(digit)) else {
+        let next = n.checked_mul(10).and_then(|n| {
+            if negative {
+                n.checked_sub(digit)
+            } else {
+                n.checked_add(digit)
+            }
+        });
+        let Some(next) = next else {
             return Err(err);
         };
         n = next;
@@ -124,7 +133,7 @@ fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usiz
     }
     match buf.get(pos + 1) {
         None => Ok(None),
-        Some(b'\n') => Ok(Some((if negative { -n } else { n }, pos + 2))),
+        Some(b'\n') => Ok(Some((n, pos + 2))),
         Some(_) => Err(err),
     }
 }
@@ -426,6 +435,21 @@ mod tests {
         assert_eq!(
             p(b"*99999999999999999999\r\n"),
             Err(FrameError::BadArrayLength)
+        );
+        // The extremes of i64 parse (a negative count is an empty request,
+        // as in Redis); one past either end does not.
+        assert_eq!(p(b"*-9223372036854775808\r\n"), Ok(Some(23)));
+        assert_eq!(
+            p(b"*-9223372036854775809\r\n"),
+            Err(FrameError::BadArrayLength)
+        );
+        assert_eq!(
+            p(b"*9223372036854775808\r\n"),
+            Err(FrameError::BadArrayLength)
+        );
+        assert_eq!(
+            p(b"*1\r\n$-9223372036854775808\r\n"),
+            Err(FrameError::BadBulkLength)
         );
         assert_eq!(p(b"*1\r\n$\r\n"), Err(FrameError::BadBulkLength));
         assert_eq!(p(b"*1\r\n$1x\r\n"), Err(FrameError::BadBulkLength));

@@ -261,6 +261,46 @@ impl MerkleIndex {
         )
     }
 
+    /// The children of several nodes of `level` at once, in order (the
+    /// `fanout` children of each index in turn), or `None` if any index is
+    /// not a node above the leaves. The children's level is summed at most
+    /// once for the whole call, so a request naming the same narrow-level
+    /// node many times costs no more than one pass over the stored level.
+    pub fn children_of_many(&self, level: u32, indexes: &[u64]) -> Option<Vec<Summary>> {
+        if level >= self.shape.depth
+            || indexes
+                .iter()
+                .any(|&index| index >= self.shape.nodes_at(level))
+        {
+            return None;
+        }
+        let fanout = u64::from(self.shape.fanout);
+        let child_level = level + 1;
+        let computed = (child_level < self.first_stored).then(|| self.level_summaries(child_level));
+        let mut out = Vec::with_capacity(indexes.len() * fanout as usize);
+        for &index in indexes {
+            for child in index * fanout..(index + 1) * fanout {
+                out.push(match &computed {
+                    Some(level) => level[child as usize],
+                    None => self.summary_of(child_level, child),
+                });
+            }
+        }
+        Some(out)
+    }
+
+    /// Every node's summary at a level above the first stored one, in one
+    /// pass over that stored level.
+    fn level_summaries(&self, level: u32) -> Vec<Summary> {
+        let shift = self.shape.bits_per_level() * (self.first_stored - level);
+        let mut out = vec![Summary::default(); self.shape.nodes_at(level) as usize];
+        for (i, cell) in self.levels[0].iter().enumerate() {
+            let node = &mut out[i >> shift];
+            *node = node.combine(cell.summary());
+        }
+        out
+    }
+
     /// The summary of an existing node: its counter when the level is
     /// stored, else the sum of its descendants on the first stored level.
     fn summary_of(&self, level: u32, index: u64) -> Summary {
@@ -446,6 +486,18 @@ mod tests {
             }
             assert!(index.node(shape.depth + 1, 0).is_none());
             assert!(index.node(0, 1).is_none());
+            // Many nodes at once give the same children as one by one.
+            for level in 0..shape.depth {
+                let last = shape.nodes_at(level) - 1;
+                let asked = [last, 0, last / 2, 0];
+                let one_by_one: Vec<Summary> = asked
+                    .iter()
+                    .flat_map(|&i| index.children(level, i).expect("children"))
+                    .collect();
+                assert_eq!(index.children_of_many(level, &asked), Some(one_by_one));
+                assert!(index.children_of_many(level, &[0, last + 1]).is_none());
+            }
+            assert!(index.children_of_many(shape.depth, &[0]).is_none());
         }
     }
 }

@@ -262,15 +262,16 @@ impl MerkleSync for SyncService {
                 "at most {MAX_CHILDREN_PER_CALL} children per call, asked for {total}"
             )));
         }
-        let mut children = Vec::with_capacity(total);
-        for &index in &req.indexes {
-            let kids = self
-                .store
-                .index()
-                .children(req.level, index)
-                .ok_or_else(|| invalid(format!("no node {index} at level {}", req.level)))?;
-            children.extend(kids.into_iter().map(summary_to_proto));
-        }
+        let Some(kids) = self.store.index().children_of_many(req.level, &req.indexes) else {
+            let bad = req
+                .indexes
+                .iter()
+                .find(|&&i| i >= shape.nodes_at(req.level))
+                .copied()
+                .unwrap_or_default();
+            return Err(invalid(format!("no node {bad} at level {}", req.level)));
+        };
+        let children = kids.into_iter().map(summary_to_proto).collect();
         Ok(Response::new(GetChildrenResponse { children }))
     }
 
