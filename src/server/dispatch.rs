@@ -300,6 +300,8 @@ fn hello(
 
 /// Applies a client write and hands its changes to replication (when
 /// attached); marks the session as having written, for durable replies.
+/// A write that fails part-way (MSET, FLUSH) still replicates, and is
+/// waited for, as far as it got.
 fn apply(
     ctx: &ServerContext,
     session: &mut Session,
@@ -307,19 +309,19 @@ fn apply(
 ) -> Result<WriteResult, StoreError> {
     let (result, written) = match &ctx.hooks.changes {
         Some(sink) => {
-            let (result, changes) = ctx.store.apply_local(op)?;
-            let written = changes.len();
-            if written > 0 {
+            let mut changes = Vec::new();
+            let (result, written) = ctx.store.apply_local_into(op, Some(&mut changes));
+            if !changes.is_empty() {
                 sink.submit(changes);
             }
             (result, written)
         }
-        None => ctx.store.apply_local_uncollected(op)?,
+        None => ctx.store.apply_local_into(op, None),
     };
     if written > 0 {
         session.wrote = true;
     }
-    Ok(result)
+    result
 }
 
 /// Redis' wording for a client name it refuses.

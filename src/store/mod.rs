@@ -423,18 +423,21 @@ impl Store {
     /// returns the result plus the changes to replicate.
     pub fn apply_local(&self, op: WriteOp<'_>) -> Result<(WriteResult, Vec<Change>), StoreError> {
         let mut changes = Vec::new();
-        let (result, _) = ops::apply(self, op, Some(&mut changes))?;
-        Ok((result, changes))
+        let (result, _) = ops::apply(self, op, Some(&mut changes));
+        result.map(|r| (r, changes))
     }
 
-    /// Applies a client write like [`Store::apply_local`] without copying
-    /// out the changes (a node that does not replicate needs none); returns
-    /// the result and how many keys were written.
-    pub fn apply_local_uncollected(
+    /// Applies a client write like [`Store::apply_local`], pushing each
+    /// change to `changes` as its key is written, or copying none out when
+    /// `changes` is `None` (a node that does not replicate needs none).
+    /// Returns the result and how many keys were written, also when the
+    /// write failed part-way (MSET, FLUSH): those keys did change.
+    pub fn apply_local_into(
         &self,
         op: WriteOp<'_>,
-    ) -> Result<(WriteResult, usize), StoreError> {
-        ops::apply(self, op, None)
+        changes: Option<&mut Vec<Change>>,
+    ) -> (Result<WriteResult, StoreError>, usize) {
+        ops::apply(self, op, changes)
     }
 
     /// Merges a remote entry by last-writer-wins. Idempotent; the same set of

@@ -70,13 +70,16 @@ pub enum WriteResult {
 }
 
 /// Applies `op`. Each key it writes is pushed to `changes` when given
-/// (replication needs them); without a collector no copy of the key or
-/// value is made. Returns the result and how many keys were written.
+/// (replication needs them), as it is written; without a collector no copy
+/// of the key or value is made. Returns the result and how many keys were
+/// written — also when the op fails part-way (an MSET or FLUSH that hits
+/// the memory limit or a storage error after some keys), so the caller
+/// can still replicate and wait for what did change.
 pub(super) fn apply(
     store: &Store,
     op: WriteOp<'_>,
     mut changes: Option<&mut Vec<Change>>,
-) -> Result<(WriteResult, usize), StoreError> {
+) -> (Result<WriteResult, StoreError>, usize) {
     let collect = changes.is_some();
     let mut written = 0usize;
     let mut record = |change: Option<Change>| {
@@ -85,6 +88,18 @@ pub(super) fn apply(
             list.push(change);
         }
     };
+    let result = apply_recording(store, op, collect, &mut record);
+    (result, written)
+}
+
+/// The body of [`apply`]: performs `op`, calling `record` once per key
+/// written (with the change when `collect` is set).
+fn apply_recording(
+    store: &Store,
+    op: WriteOp<'_>,
+    collect: bool,
+    record: &mut impl FnMut(Option<Change>),
+) -> Result<WriteResult, StoreError> {
     let result = match op {
         WriteOp::Set { key, value } => {
             record(store.write_local(key, collect, |_| Ok(Some(value.into())))?);
@@ -95,7 +110,7 @@ pub(super) fn apply(
             let mut shard = store.shards[loc.shard].write();
             let live = shard.get(key).is_some_and(|s| !s.entry.is_tombstone());
             if !live {
-                return Ok((WriteResult::Deleted(false), 0));
+                return Ok(WriteResult::Deleted(false));
             }
             record(store.stamp_and_write(&mut shard, loc, key, None, collect)?);
             WriteResult::Deleted(true)
@@ -168,7 +183,7 @@ pub(super) fn apply(
             WriteResult::Flushed(flushed)
         }
     };
-    Ok((result, written))
+    Ok(result)
 }
 
 /// Parses a stored value as a decimal i64 (optional sign, no spaces).

@@ -267,6 +267,41 @@ fn memory_limit_refuses_growth_but_allows_deletes() {
 }
 
 #[test]
+fn a_multi_set_that_fails_part_way_reports_what_it_wrote() {
+    let s = Store::new(StoreOptions {
+        memory_limit_bytes: 1_000,
+        ..StoreOptions::default()
+    })
+    .expect("store");
+    let value = [b'x'; 300];
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let pairs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), &value[..])).collect();
+    for collect in [true, false] {
+        s.apply_local(WriteOp::Flush).expect("flush");
+        let mut changes = Vec::new();
+        let (result, written) = s.apply_local_into(
+            WriteOp::MultiSet { pairs: &pairs },
+            collect.then_some(&mut changes),
+        );
+        assert_eq!(result, Err(StoreError::StorageFull));
+        assert!(written > 0 && written < pairs.len(), "{written}");
+        // The keys written before the failure are stored, and (when
+        // collected) each has its change, in order.
+        for key in &keys[..written] {
+            assert_eq!(s.get(key.as_bytes()).map(|v| v.len()), Some(300));
+        }
+        assert_eq!(s.get(keys[written].as_bytes()), None);
+        if collect {
+            let changed: Vec<&[u8]> = changes.iter().map(|c| &c.key[..]).collect();
+            let expected: Vec<&[u8]> = keys[..written].iter().map(|k| k.as_bytes()).collect();
+            assert_eq!(changed, expected);
+        } else {
+            assert!(changes.is_empty());
+        }
+    }
+}
+
+#[test]
 fn scan_is_sorted_and_filtered_by_prefix() {
     let s = store("a");
     for k in ["user:2", "user:1", "other", "user:10"] {
