@@ -27,29 +27,17 @@ import statistics
 import subprocess
 import tempfile
 
-from bench_util import cpu_seconds, free_port, wait_ping
+from bench_util import cpu_seconds, free_port, start_node, wait_ping
 
 
 def start_variant(spec, data_root):
+    """Starts the node LABEL=BINARY[,VAR=VALUE...] describes (persistence
+    off unless a VAR turns it on); returns (label, client port, process)."""
     label, rest = spec.split("=", 1)
     binary, *overrides = rest.split(",")
-    port = free_port()
-    env = dict(os.environ)
-    env.update({
-        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
-        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
-        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
-        "MERKLE_KV_MQTT_ENABLED": "false",
-        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
-        "MERKLE_KV_STORAGE_PERSISTENCE": "false",
-        "MERKLE_KV_STORAGE_DATA_DIR": os.path.join(data_root, label),
-        "RUST_LOG": "warn",
-    })
-    for kv in overrides:
-        k, v = kv.split("=", 1)
-        env[k] = v
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    extra = dict(kv.split("=", 1) for kv in overrides)
+    proc, port = start_node(binary, env=extra, STORAGE_PERSISTENCE="false",
+                            STORAGE_DATA_DIR=os.path.join(data_root, label))
     return label, port, proc
 
 

@@ -46,14 +46,14 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
-def start_node(binary, **storage):
+def start_node(binary, env=None, **settings):
     """Starts a MerkleKV node on free ports with MQTT, anti-entropy and the
-    metrics endpoint off; `storage` gives `MERKLE_KV_*` overrides (e.g.
-    STORAGE_PERSISTENCE="false"). Returns (process, client port) once it
-    answers."""
+    metrics endpoint off; `settings` gives `MERKLE_KV_*` overrides (e.g.
+    STORAGE_PERSISTENCE="false"), `env` any other variables (e.g.
+    TOKIO_WORKER_THREADS). Returns (process, client port) once it answers."""
     port = free_port()
-    env = dict(os.environ)
-    env.update({
+    full_env = dict(os.environ)
+    full_env.update({
         "MERKLE_KV_NETWORK_BIND_PORT": str(port),
         "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
         "MERKLE_KV_NETWORK_METRICS_PORT": "0",
@@ -61,7 +61,8 @@ def start_node(binary, **storage):
         "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
         "RUST_LOG": "warn",
     })
-    env.update({f"MERKLE_KV_{k}": str(v) for k, v in storage.items()})
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
+    full_env.update({f"MERKLE_KV_{k}": str(v) for k, v in settings.items()})
+    full_env.update(env or {})
+    proc = subprocess.Popen([binary], env=full_env, stdout=subprocess.DEVNULL)
     wait_ping(port)
     return proc, port

@@ -122,7 +122,7 @@ fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usiz
     }
     if pos >= end {
         // No terminator yet: wait for more, unless the header is too long.
-        return if end - start.min(end) >= MAX_HEADER {
+        return if end.saturating_sub(start) >= MAX_HEADER {
             Err(err)
         } else {
             Ok(None)

@@ -4,11 +4,14 @@ use super::*;
 use proptest::prelude::*;
 
 fn store(node: &str) -> Store {
-    Store::new(StoreOptions {
+    store_with(StoreOptions {
         node_id: node.into(),
         ..StoreOptions::default()
     })
-    .expect("store")
+}
+
+fn store_with(options: StoreOptions) -> Store {
+    Store::new(options).expect("store")
 }
 
 fn entry(hlc: u64, node: u64, value: Option<&[u8]>) -> Entry {
@@ -170,11 +173,10 @@ fn append_and_prepend() {
 
 #[test]
 fn append_and_prepend_never_grow_a_value_past_the_limit() {
-    let s = Store::new(StoreOptions {
+    let s = store_with(StoreOptions {
         max_value_bytes: 8,
         ..StoreOptions::default()
-    })
-    .expect("store");
+    });
     set(&s, "k", "12345");
     let too_large = Err(StoreError::ValueTooLarge { limit: 8 });
     let append = |suffix: &[u8]| {
@@ -243,11 +245,10 @@ fn flush_tombstones_every_live_key() {
 
 #[test]
 fn memory_limit_refuses_growth_but_allows_deletes() {
-    let s = Store::new(StoreOptions {
+    let s = store_with(StoreOptions {
         memory_limit_bytes: 2_000,
         ..StoreOptions::default()
-    })
-    .expect("store");
+    });
     let mut stored = 0;
     for i in 0..100 {
         match s.apply_local(WriteOp::Set {
@@ -268,11 +269,10 @@ fn memory_limit_refuses_growth_but_allows_deletes() {
 
 #[test]
 fn a_multi_set_that_fails_part_way_reports_what_it_wrote() {
-    let s = Store::new(StoreOptions {
+    let s = store_with(StoreOptions {
         memory_limit_bytes: 1_000,
         ..StoreOptions::default()
-    })
-    .expect("store");
+    });
     let value = [b'x'; 300];
     let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
     let pairs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), &value[..])).collect();
