@@ -28,9 +28,15 @@ fn active_journal(dir: &Path) -> PathBuf {
     journals.pop().expect("a journal file").1
 }
 
-/// Length of the journal's written part (it is preallocated with zeros).
-fn written_len(bytes: &[u8]) -> usize {
-    bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1)
+/// The newest (active) change-log segment.
+fn active_segment(dir: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a change-log segment")
 }
 
 fn assert_refused(output: &str, code: Option<i32>, dir: &Path, what: &str) {
@@ -78,22 +84,21 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
 }
 
 #[test]
-fn a_torn_journal_tail_after_a_crash_keeps_every_complete_batch() {
+fn a_torn_change_log_tail_after_a_crash_keeps_every_complete_write() {
     let (_tmp, dir) = tmp_data_dir();
     let mut node = NodeProcess::start(persistent("torn", &dir, "always"));
     let mut client = node.client();
     assert_eq!(client.cmd("SET first 1"), "OK\r\n");
-    let journal = active_journal(&dir);
-    let after_first = written_len(&std::fs::read(&journal).expect("journal"));
+    let segment = active_segment(&dir);
+    let after_first = std::fs::read(&segment).expect("segment").len();
     assert_eq!(client.cmd("SET second 2"), "OK\r\n");
     node.kill();
     drop(node);
-    // Cut the last batch in half, as a crash during its write would.
-    let bytes = std::fs::read(&journal).expect("journal");
-    let end = written_len(&bytes);
-    assert!(end > after_first, "the second batch is in the journal");
-    let cut = after_first + (end - after_first) / 2;
-    std::fs::write(&journal, &bytes[..cut]).expect("truncate");
+    // Cut the last write in half, as a crash during its append would.
+    let bytes = std::fs::read(&segment).expect("segment");
+    assert!(bytes.len() > after_first, "the second write is in the log");
+    let cut = after_first + (bytes.len() - after_first) / 2;
+    std::fs::write(&segment, &bytes[..cut]).expect("truncate");
 
     let node = NodeProcess::start(persistent("torn", &dir, "always"));
     let mut client = node.client();
@@ -101,17 +106,22 @@ fn a_torn_journal_tail_after_a_crash_keeps_every_complete_batch() {
     assert_eq!(
         read_values(&mut client, &keys),
         vec![Some("1".to_string()), None],
-        "the complete batch survives, the torn one is dropped"
+        "the complete write survives, the torn one is dropped"
     );
     assert_eq!(
         metric(node.metrics_port, "merklekv_storage_unclean_start"),
         1.0,
         "the crash is noticed"
     );
+    assert_eq!(
+        metric(node.metrics_port, "merklekv_storage_replayed_changes"),
+        1.0,
+        "one whole change was replayed from the log"
+    );
 }
 
 #[test]
-fn a_corrupted_journal_batch_is_a_clear_startup_error() {
+fn a_corrupted_change_log_record_is_a_clear_startup_error() {
     let (_tmp, dir) = tmp_data_dir();
     let mut node = NodeProcess::start(persistent("bad", &dir, "always"));
     let mut client = node.client();
@@ -119,16 +129,17 @@ fn a_corrupted_journal_batch_is_a_clear_startup_error() {
     assert_eq!(client.cmd("SET second other-value"), "OK\r\n");
     node.kill();
     drop(node);
-    let journal = active_journal(&dir);
-    let mut bytes = std::fs::read(&journal).expect("journal");
+    let segment = active_segment(&dir);
+    let mut bytes = std::fs::read(&segment).expect("segment");
     let pos = bytes
         .windows(10)
         .position(|w| w == b"some-value")
-        .expect("value in the journal");
+        .expect("value in the change log");
     bytes[pos] ^= 0xff;
-    std::fs::write(&journal, &bytes).expect("corrupt");
+    std::fs::write(&segment, &bytes).expect("corrupt");
     let (code, output) = run_expecting_exit(&persistent("bad", &dir, "always"));
-    assert_refused(&output, code, &dir, "journal is damaged");
+    assert_refused(&output, code, &dir, "is damaged at byte");
+    assert!(output.contains("not an interrupted write"), "{output}");
     assert!(output.contains("move the directory aside"), "{output}");
 }
 

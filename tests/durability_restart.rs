@@ -196,3 +196,72 @@ fn fsync_always_does_one_fsync_per_sequential_write() {
         "110 sequential acknowledged writes need 110 fsyncs, saw {fsyncs}"
     );
 }
+
+/// Many writes with 1 MiB log segments: several checkpoints fold the log
+/// into the engine while writes go on; a `kill -9` then a restart, and a
+/// clean restart after that, keep every acknowledged write.
+#[test]
+fn writes_survive_kill_9_across_checkpoints() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let spec = || persistent("cp", &dir, "everysec").env("MERKLE_KV_STORAGE_LOG_SEGMENT_MB", "1");
+    let mut node = NodeProcess::start(spec());
+    let mut client = node.client();
+    let value = |i: u32, round: u32| format!("{round}-{i}-{}", "x".repeat(100));
+    const KEYS: u32 = 20_000;
+    // Three passes over the same keys (~3 × 2.6 MB of log), pipelined.
+    for round in 0..3 {
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
+            let mut req = String::new();
+            for i in chunk {
+                req.push_str(&format!("SET k{i} {}\r\n", value(*i, round)));
+            }
+            client.send(req.as_bytes());
+            for _ in chunk {
+                assert_eq!(client.line(), "OK\r\n");
+            }
+        }
+    }
+    for i in (0..KEYS).step_by(7) {
+        assert_eq!(client.cmd(&format!("DEL k{i}")), "DELETED\r\n");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || metric(
+            node.metrics_port,
+            "merklekv_storage_checkpoints_total"
+        ) >= 3.0),
+        "fewer than 3 checkpoints after ~8 MB of writes"
+    );
+    let expected = |i: u32| (i % 7 != 0).then(|| value(i, 2));
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("k{i}")).collect();
+    let want: Vec<Option<String>> = (0..KEYS).map(expected).collect();
+    let hash = root_hash(&mut client);
+    node.kill();
+    drop(node);
+
+    let mut node = NodeProcess::start(spec());
+    let mut client = node.client();
+    assert!(read_values(&mut client, &keys) == want, "after kill -9");
+    assert_eq!(root_hash(&mut client), hash, "Merkle root after kill -9");
+    assert!(metric(node.metrics_port, "merklekv_storage_replayed_changes") > 0.0);
+    durability_support::shutdown(&mut node);
+    drop(node);
+
+    let node = NodeProcess::start(spec());
+    let mut client = node.client();
+    assert!(
+        read_values(&mut client, &keys) == want,
+        "after a clean restart"
+    );
+    assert_eq!(
+        root_hash(&mut client),
+        hash,
+        "Merkle root after a clean restart"
+    );
+    assert_eq!(
+        metric(node.metrics_port, "merklekv_storage_replayed_changes"),
+        0.0,
+        "a clean shutdown folds the whole log into the engine"
+    );
+    assert_eq!(metric(node.metrics_port, "merklekv_storage_log_bytes"), 0.0);
+}

@@ -150,6 +150,10 @@ pub struct StorageConfig {
     pub fsync: FsyncPolicy,
     /// Memory budget in MiB; 0 (default) is unlimited.
     pub memory_limit_mb: u64,
+    /// Size in MiB at which a change-log segment is sealed and folded into
+    /// the engine (default 64, 1..=4096). Larger: fewer engine writes for
+    /// keys written often, a longer replay after a crash.
+    pub log_segment_mb: u64,
     /// Seconds a tombstone is kept before garbage collection (default 86400).
     pub tombstone_grace_seconds: u64,
     /// Remote clocks further ahead than this many milliseconds do not drag
@@ -414,6 +418,7 @@ impl Default for StorageConfig {
             data_dir: String::new(),
             fsync: FsyncPolicy::Everysec,
             memory_limit_mb: 0,
+            log_segment_mb: 64,
             tombstone_grace_seconds: 86_400,
             max_clock_skew_ms: 60_000,
             engine: "fjall".to_owned(),

@@ -277,6 +277,11 @@ fn validate_storage(c: &Config) -> Result<(), ConfigError> {
     check(!s.data_dir.contains('\0'), "storage.data_dir", || {
         "must not contain NUL characters".into()
     })?;
+    check(
+        (1..=4096).contains(&s.log_segment_mb),
+        "storage.log_segment_mb",
+        || format!("{} is out of range (1..=4096)", s.log_segment_mb),
+    )?;
     let interval = c.anti_entropy.interval_seconds;
     check(
         !c.anti_entropy.enabled || s.tombstone_grace_seconds >= interval,

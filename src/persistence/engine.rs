@@ -51,6 +51,15 @@ impl LogOp {
         })
     }
 
+    /// The write of an already encoded `record` for `key` (a change read
+    /// back from the change log).
+    pub fn put_record(key: &[u8], record: &[u8]) -> Result<Self, EncodeError> {
+        Ok(LogOp::Put {
+            key: stored_key(key)?,
+            record: Slice::from(record),
+        })
+    }
+
     /// The removal of `key`: under its current stored layout and under the
     /// original one an older release may have written it with.
     pub fn remove(key: &[u8]) -> Result<Self, EncodeError> {

@@ -57,6 +57,21 @@ pub enum PersistenceError {
         /// What was wrong.
         source: DecodeError,
     },
+    /// A change-log segment is damaged in a way no crash leaves behind.
+    #[error(
+        "the change log {path} is damaged at byte {offset} ({reason}) and more data follows, \
+         so this is not an interrupted write: move the directory aside (keep it for \
+         inspection) and start the node with an empty one; anti-entropy then refills it from \
+         the other replicas"
+    )]
+    LogDamaged {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// What was recovered differs from what the last clean shutdown left.
     #[error(
         "data in {dir} differs from what the last clean shutdown left: expected {expected_entries} \

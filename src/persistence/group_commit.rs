@@ -1,30 +1,31 @@
-//! The group-commit thread: the only writer of the engine.
+//! Who writes the queued changes to the change log, and when it is fsynced.
 //!
-//! It takes everything queued since its last round, writes it as one batch
-//! (one journal append) and then, by policy:
+//! * `always`: one group-commit thread takes everything queued, appends it
+//!   with one `write(2)`, `fdatasync`s, and only then marks it written;
+//!   connections wait for that before replying. Writes that arrive during
+//!   an fsync share the next one.
+//! * `everysec` / `never`: the connection that wrote appends the queue to
+//!   the log itself right before it replies (one `write(2)` that carries
+//!   whatever other connections queued meanwhile), so a reply never leaves
+//!   before its write is in the OS (it survives a process crash) and no
+//!   thread hand-off sits on the request path. A background thread appends
+//!   what no connection waits for (replicated and repaired changes) within
+//!   [`WRITE_BEHIND`], and under `everysec` fsyncs once a second without
+//!   holding the writer, so appends never wait for the disk.
 //!
-//! * `always`: the batch is `fdatasync`ed before it is marked written, so
-//!   a reply never leaves before its write is on disk. Writes that arrive
-//!   while one fsync runs are queued and share the next one.
-//! * `everysec`: the batch is handed to the OS (survives a process crash);
-//!   the journal is fsynced once a second when something was written.
-//! * `never`: the batch is handed to the OS, which decides when it reaches
-//!   the disk (the engine still fsyncs when it rotates its journal).
-//!
-//! Because only this thread touches the engine, no connection ever blocks
-//! behind an fsync (the engine holds its journal lock while it syncs), and
-//! an engine write stall delays replies without stalling the runtime.
-//!
-//! At shutdown it writes what is left plus the HLC high-water mark,
-//! fsyncs, and writes the in-memory part of the engine out as a table.
+//! At shutdown everything left is appended with the HLC high-water mark,
+//! fsynced, and the checkpointer folds the whole log into the engine.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fjall::PersistMode;
+use parking_lot::Mutex;
 
+use super::checkpoint::Checkpointer;
 use super::engine::{describe, Engine};
+use super::log_format;
+use super::log_segments::LogWriter;
 use super::metrics::StorageMetrics;
 use super::queue::{WriteQueue, STALL_LIMIT};
 use crate::config::FsyncPolicy;
@@ -33,35 +34,107 @@ use crate::server::context::{BoxFuture, Durability};
 /// How often `everysec` fsyncs.
 pub const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How long shutdown waits for the memtable to be written as a table.
+/// Under `everysec`/`never`, how long a change no connection waits for
+/// (a replicated or repaired one) may sit in the queue before the
+/// background thread appends it.
+pub const WRITE_BEHIND: Duration = Duration::from_millis(10);
+
+/// How long shutdown waits for the engine's memtable to be written out.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
-/// The running group-commit thread and its stall watchdog.
+/// The queue's consumer side: appends to the change log.
+#[derive(Debug)]
+pub struct LogSink {
+    queue: Arc<WriteQueue>,
+    writer: Mutex<LogWriter>,
+    metrics: StorageMetrics,
+}
+
+impl LogSink {
+    /// Appends everything queued unless the change `target` is already
+    /// written; on failure every later write and wait is refused.
+    pub fn write_pending(&self, target: u64) -> Result<(), String> {
+        let mut writer = self.writer.lock();
+        if self.queue.is_written(target) {
+            return Ok(());
+        }
+        self.append_taken(&mut writer)
+    }
+
+    fn append_taken(&self, writer: &mut LogWriter) -> Result<(), String> {
+        let (taken, _) = self.queue.take_now();
+        if taken.changes == 0 {
+            return Ok(());
+        }
+        if let Err(e) = writer.append(&taken.frames) {
+            return Err(self.fail("writing the change log", &e.to_string()));
+        }
+        self.metrics.persisted_writes.inc_by(taken.changes);
+        self.metrics.batches.inc();
+        self.metrics.batch_size.observe(taken.changes as f64);
+        self.queue.mark_written(taken.last_seq);
+        self.queue.recycle(taken.frames);
+        Ok(())
+    }
+
+    /// fsyncs what was appended, without holding the writer meanwhile.
+    fn sync(&self) -> Result<(), String> {
+        let plan = self.writer.lock().sync_plan();
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        plan.run()
+            .map_err(|e| self.fail("fsyncing the change log", &e.to_string()))?;
+        self.metrics.fsyncs.inc();
+        self.metrics
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn fail(&self, what: &str, error: &str) -> String {
+        let message = format!("storage error {what}: {error}");
+        tracing::error!("{message}; writes are refused from now on, restart the node");
+        self.queue.fail(message.clone());
+        message
+    }
+}
+
+/// The running log writers, the stall watchdog and the checkpointer.
 #[derive(Debug)]
 pub struct GroupCommit {
-    queue: Arc<WriteQueue>,
+    sink: Arc<LogSink>,
+    policy: FsyncPolicy,
+    engine: Arc<Engine>,
+    checkpointer: Option<Checkpointer>,
     thread: Option<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
 }
 
 impl GroupCommit {
-    /// Starts the thread.
+    /// Starts the threads for `policy`.
     pub fn start(
         queue: Arc<WriteQueue>,
+        writer: LogWriter,
+        checkpointer: Checkpointer,
         engine: Arc<Engine>,
         policy: FsyncPolicy,
         metrics: StorageMetrics,
     ) -> std::io::Result<Self> {
-        let worker = Worker {
+        let sink = Arc::new(LogSink {
             queue: queue.clone(),
-            engine,
-            policy,
+            writer: Mutex::new(writer),
             metrics,
-        };
+        });
+        let worker = sink.clone();
         let thread = std::thread::Builder::new()
             .name("merklekv-commit".into())
-            .spawn(move || worker.run())?;
-        let watched = queue.clone();
+            .spawn(move || match policy {
+                FsyncPolicy::Always => commit_loop(&worker),
+                FsyncPolicy::Everysec | FsyncPolicy::Never => write_behind_loop(&worker, policy),
+            })?;
+        let watched = queue;
         let watchdog = std::thread::Builder::new()
             .name("merklekv-stall".into())
             .spawn(move || {
@@ -73,21 +146,28 @@ impl GroupCommit {
                 }
             })?;
         Ok(Self {
-            queue,
+            sink,
+            policy,
+            engine,
+            checkpointer: Some(checkpointer),
             thread: Some(thread),
             watchdog: Some(watchdog),
         })
     }
 
-    /// The hook connections wait on before replying.
-    pub fn durability(&self) -> QueueDurability {
-        QueueDurability(self.queue.clone())
+    /// The hook connections go through before replying.
+    pub fn durability(&self) -> Arc<dyn Durability> {
+        match self.policy {
+            FsyncPolicy::Always => Arc::new(QueueDurability(self.sink.queue.clone())),
+            FsyncPolicy::Everysec | FsyncPolicy::Never => Arc::new(WriteThrough(self.sink.clone())),
+        }
     }
 
-    /// Writes everything still queued plus `final_high_water`, fsyncs, and
-    /// waits for the thread to end. Blocking.
+    /// Appends everything still queued plus `final_high_water`, fsyncs,
+    /// folds the log into the engine and stops every thread. Blocking.
     pub fn stop(mut self, final_high_water: u64) -> Result<(), String> {
-        self.queue.stop(final_high_water);
+        let queue = self.sink.queue.clone();
+        queue.stop(final_high_water);
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.thread().unpark();
             let _ = watchdog.join();
@@ -95,16 +175,114 @@ impl GroupCommit {
         if let Some(thread) = self.thread.take() {
             thread
                 .join()
-                .map_err(|_| "the group-commit thread panicked".to_string())?;
+                .map_err(|_| "the change-log writer thread panicked".to_string())?;
         }
-        match self.queue.failure() {
+        let logged = self.finish_log(final_high_water);
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.finish();
+        }
+        logged?;
+        match self.engine.flush_memtable(SHUTDOWN_FLUSH_LIMIT) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "table flush still running after {} s; the next start replays the engine's journal",
+                SHUTDOWN_FLUSH_LIMIT.as_secs()
+            ),
+            Err(e) => tracing::warn!(
+                "table flush at shutdown failed ({}); the next start replays the engine's journal",
+                describe(&e)
+            ),
+        }
+        match queue.failure() {
             Some(f) => Err(f.to_string()),
             None => Ok(()),
         }
     }
+
+    /// The last append: what is queued and the high-water mark; then the
+    /// active segment is sealed and everything fsynced.
+    fn finish_log(&self, final_high_water: u64) -> Result<(), String> {
+        let sink = &self.sink;
+        {
+            let mut writer = sink.writer.lock();
+            if sink.queue.failure().is_none() {
+                sink.append_taken(&mut writer)?;
+                let mut frames = Vec::new();
+                log_format::encode_high_water(
+                    &mut frames,
+                    final_high_water.max(sink.queue.max_hlc()),
+                );
+                writer
+                    .append(&frames)
+                    .map_err(|e| sink.fail("writing the change log", &e.to_string()))?;
+            }
+            writer.close();
+        }
+        sink.sync()
+    }
 }
 
-/// The connections' view: wait for the batch's writes before replying.
+/// `always`: take, append, fsync, mark written; repeat.
+fn commit_loop(sink: &LogSink) {
+    loop {
+        sink.queue.wait_for_work(None);
+        let mut writer = sink.writer.lock();
+        let (taken, stopping) = sink.queue.take_now();
+        if taken.changes > 0 {
+            if let Err(e) = writer.append(&taken.frames) {
+                sink.fail("writing the change log", &e.to_string());
+                return;
+            }
+            let plan = writer.sync_plan();
+            drop(writer);
+            let started = Instant::now();
+            if let Err(e) = plan.run() {
+                sink.fail("fsyncing the change log", &e.to_string());
+                return;
+            }
+            sink.metrics.fsyncs.inc();
+            sink.metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            sink.metrics.persisted_writes.inc_by(taken.changes);
+            sink.metrics.batches.inc();
+            sink.metrics.batch_size.observe(taken.changes as f64);
+            sink.queue.mark_written(taken.last_seq);
+            sink.queue.recycle(taken.frames);
+        }
+        if stopping.is_some() || sink.queue.failure().is_some() {
+            return;
+        }
+    }
+}
+
+/// `everysec` / `never`: append what no connection did, fsync once a
+/// second under `everysec`.
+fn write_behind_loop(sink: &LogSink, policy: FsyncPolicy) {
+    let mut last_sync = Instant::now();
+    loop {
+        let until_sync = EVERYSEC_INTERVAL.saturating_sub(last_sync.elapsed());
+        sink.queue.wait_for_work(Some(until_sync));
+        if sink.queue.is_stopping() || sink.queue.failure().is_some() {
+            return;
+        }
+        // Connections append their own writes before replying; give them
+        // the chance, then take what is left.
+        std::thread::sleep(WRITE_BEHIND);
+        if sink.write_pending(u64::MAX).is_err() {
+            return;
+        }
+        if policy == FsyncPolicy::Everysec && last_sync.elapsed() >= EVERYSEC_INTERVAL {
+            if sink.sync().is_err() {
+                return;
+            }
+            last_sync = Instant::now();
+        }
+    }
+}
+
+/// `always`: connections wait until the group-commit thread marked their
+/// writes written and fsynced.
 #[derive(Debug)]
 pub struct QueueDurability(pub Arc<WriteQueue>);
 
@@ -114,110 +292,22 @@ impl Durability for QueueDurability {
     }
 }
 
-struct Worker {
-    queue: Arc<WriteQueue>,
-    engine: Arc<Engine>,
-    policy: FsyncPolicy,
-    metrics: StorageMetrics,
-}
+/// `everysec` / `never`: the connection appends the queue itself.
+#[derive(Debug)]
+pub struct WriteThrough(Arc<LogSink>);
 
-impl Worker {
-    fn run(self) {
-        let mut last_sync = Instant::now();
-        let mut unsynced = false;
-        loop {
-            let timeout = match (self.policy, unsynced) {
-                (FsyncPolicy::Everysec, true) => {
-                    Some(EVERYSEC_INTERVAL.saturating_sub(last_sync.elapsed()))
-                }
-                _ => None,
-            };
-            let (taken, stopping) = self.queue.take(timeout);
-            if !taken.ops.is_empty() {
-                let high_water = taken.has_removals.then(|| self.queue.max_hlc());
-                let n = taken.ops.len() as u64;
-                let mode = match self.policy {
-                    FsyncPolicy::Always => PersistMode::SyncData,
-                    FsyncPolicy::Everysec | FsyncPolicy::Never => PersistMode::Buffer,
-                };
-                let started = Instant::now();
-                if let Err(e) = self.engine.commit(taken.ops, high_water, mode) {
-                    return self.fail("writing", &e);
-                }
-                if mode == PersistMode::SyncData {
-                    self.count_fsync(started);
-                } else {
-                    unsynced = true;
-                }
-                self.metrics.persisted_writes.inc_by(n);
-                self.metrics.batches.inc();
-                self.metrics.batch_size.observe(n as f64);
-                self.queue.mark_written(taken.last_seq);
-            }
-            if let Some(final_high_water) = stopping {
-                return self.finish(final_high_water);
-            }
-            if unsynced
-                && self.policy == FsyncPolicy::Everysec
-                && last_sync.elapsed() >= EVERYSEC_INTERVAL
-            {
-                let started = Instant::now();
-                if let Err(e) = self.engine.persist(PersistMode::SyncData) {
-                    return self.fail("fsyncing", &e);
-                }
-                self.count_fsync(started);
-                unsynced = false;
-                last_sync = Instant::now();
-            }
-        }
-    }
-
-    /// The final round at shutdown (the queue is already written): the
-    /// high-water mark, an fsync, and the memtable written out as a table.
-    fn finish(&self, final_high_water: u64) {
-        let high_water = final_high_water.max(self.queue.max_hlc());
-        let started = Instant::now();
-        if let Err(e) = self
-            .engine
-            .commit(Vec::new(), Some(high_water), PersistMode::SyncAll)
-        {
-            return self.fail("flushing at shutdown", &e);
-        }
-        self.count_fsync(started);
-        match self.engine.flush_memtable(SHUTDOWN_FLUSH_LIMIT) {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "table flush still running after {} s; the next start replays the journal",
-                SHUTDOWN_FLUSH_LIMIT.as_secs()
-            ),
-            Err(e) => tracing::warn!(
-                "table flush at shutdown failed ({}); the next start replays the journal",
-                describe(&e)
-            ),
-        }
-    }
-
-    fn count_fsync(&self, started: Instant) {
-        self.metrics.fsyncs.inc();
-        self.metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-
-    fn fail(&self, what: &str, e: &fjall::Error) {
-        let message = format!(
-            "storage error {what} {}: {}",
-            self.engine.dir().display(),
-            describe(e)
-        );
-        tracing::error!("{message}; writes are refused from now on, restart the node");
-        self.queue.fail(message);
+impl Durability for WriteThrough {
+    fn wait_durable(&self) -> BoxFuture<Result<(), String>> {
+        let target = self.0.queue.assigned();
+        let result = self.0.write_pending(target);
+        Box::pin(std::future::ready(result))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::persistence::log_segments::{self, LOG_DIR};
     use crate::store::{Entry, EntryLog, Version};
 
     fn entry(hlc: u64, value: Option<&[u8]>) -> Entry {
@@ -230,25 +320,42 @@ mod tests {
     fn run_policy(policy: FsyncPolicy) {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Arc::new(Engine::open(dir.path()).expect("open"));
+        let log_dir = dir.path().join(LOG_DIR);
         let queue = Arc::new(WriteQueue::default());
         let metrics = StorageMetrics::default();
-        let commit = GroupCommit::start(queue.clone(), engine.clone(), policy, metrics.clone())
-            .expect("start");
+        let checkpointer =
+            Checkpointer::start(engine.clone(), log_dir.clone(), metrics.clone(), Vec::new())
+                .expect("checkpointer");
+        let writer = LogWriter::create(&log_dir, 1, 1 << 20, checkpointer.sink()).expect("log");
+        let commit = GroupCommit::start(
+            queue.clone(),
+            writer,
+            checkpointer,
+            engine.clone(),
+            policy,
+            metrics.clone(),
+        )
+        .expect("start");
+        let durability = commit.durability();
         queue.record(b"a", &entry(10, Some(b"1"))).expect("record");
         queue.record(b"b", &entry(11, None)).expect("record");
         queue.record(b"c", &entry(12, Some(b"3"))).expect("record");
         queue.forget(b"c").expect("forget");
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
             .build()
             .expect("runtime");
-        rt.block_on(queue.wait_written()).expect("written");
-        assert_eq!(metrics.persisted_writes.get(), 4);
+        rt.block_on(durability.wait_durable()).expect("written");
+        assert_eq!(metrics.persisted_writes.get(), 4, "{policy:?}");
         if policy == FsyncPolicy::Always {
             assert!(metrics.fsyncs.get() >= 1);
         }
         commit.stop(500).expect("stop");
         assert!(queue.record(b"late", &entry(13, Some(b"x"))).is_err());
+        assert!(
+            log_segments::list(&log_dir).expect("list").is_empty(),
+            "shutdown folds the whole log into the engine"
+        );
+        assert_eq!(metrics.checkpoints.get(), 1);
         drop(engine);
 
         let engine = Engine::open(dir.path()).expect("reopen");
@@ -268,9 +375,47 @@ mod tests {
     }
 
     #[test]
-    fn every_policy_writes_the_queue_and_flushes_at_stop() {
+    fn every_policy_writes_the_queue_and_folds_the_log_at_stop() {
         run_policy(FsyncPolicy::Always);
         run_policy(FsyncPolicy::Everysec);
         run_policy(FsyncPolicy::Never);
+    }
+
+    #[test]
+    fn changes_no_connection_waits_for_are_written_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Arc::new(Engine::open(dir.path()).expect("open"));
+        let log_dir = dir.path().join(LOG_DIR);
+        let queue = Arc::new(WriteQueue::default());
+        let metrics = StorageMetrics::default();
+        let checkpointer =
+            Checkpointer::start(engine.clone(), log_dir.clone(), metrics.clone(), Vec::new())
+                .expect("checkpointer");
+        let writer = LogWriter::create(&log_dir, 1, 1 << 20, checkpointer.sink()).expect("log");
+        let commit = GroupCommit::start(
+            queue.clone(),
+            writer,
+            checkpointer,
+            engine,
+            FsyncPolicy::Everysec,
+            metrics.clone(),
+        )
+        .expect("start");
+        queue
+            .record(b"merged", &entry(1, Some(b"v")))
+            .expect("record");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.persisted_writes.get() == 0 {
+            assert!(Instant::now() < deadline, "never written behind");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(queue.is_written(1));
+        assert!(log_segments::disk_bytes(&log_dir) > 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.fsyncs.get() == 0 {
+            assert!(Instant::now() < deadline, "everysec never fsynced");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        commit.stop(0).expect("stop");
     }
 }

@@ -10,17 +10,26 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::engine::Engine;
+use super::log_segments;
 use super::queue::WriteQueue;
 
-/// Counters updated by the group-commit thread and recovery.
+/// Counters updated by the log writers, the checkpointer and recovery.
 #[derive(Debug, Clone)]
 pub struct StorageMetrics {
-    /// Changes written to the engine.
+    /// Changes appended to the change log.
     pub persisted_writes: Counter,
-    /// Batches written (one journal append each).
+    /// Batches appended (one `write(2)` each).
     pub batches: Counter,
-    /// fsyncs (`fdatasync`) of the journal.
+    /// fsyncs (`fdatasync`) of the change log.
     pub fsyncs: Counter,
+    /// Change-log segments folded into the engine.
+    pub checkpoints: Counter,
+    /// Time per checkpoint, seconds.
+    pub checkpoint_seconds: Histogram,
+    /// Checkpoints that failed (the log is then kept until a restart).
+    pub checkpoint_failures: Counter,
+    /// Changes replayed from the change log at start-up.
+    pub replayed_changes: Gauge,
     /// Time per fsync, seconds.
     pub fsync_seconds: Histogram,
     /// Changes per batch.
@@ -39,6 +48,13 @@ impl Default for StorageMetrics {
             persisted_writes: Counter::default(),
             batches: Counter::default(),
             fsyncs: Counter::default(),
+            checkpoints: Counter::default(),
+            // 10 ms .. ~80 s
+            checkpoint_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 14),
+            ),
+            checkpoint_failures: Counter::default(),
+            replayed_changes: Gauge::default(),
             // 50 µs .. ~1.6 s
             fsync_seconds: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
@@ -55,31 +71,57 @@ impl Default for StorageMetrics {
 
 impl StorageMetrics {
     /// Registers every metric (and the live queue/disk gauges) in `registry`.
-    pub fn register(&self, registry: &mut Registry, queue: Arc<WriteQueue>, engine: Arc<Engine>) {
+    pub fn register(
+        &self,
+        registry: &mut Registry,
+        queue: Arc<WriteQueue>,
+        engine: Arc<Engine>,
+        log_dir: std::path::PathBuf,
+    ) {
         registry.register(
             "storage_persisted_writes",
-            "Changes written to the storage engine",
+            "Changes appended to the change log",
             self.persisted_writes.clone(),
         );
         registry.register(
             "storage_batches",
-            "Group-commit batches written (one journal append each)",
+            "Batches appended to the change log (one write each)",
             self.batches.clone(),
         );
         registry.register(
             "storage_fsyncs",
-            "Journal fsyncs (fdatasync)",
+            "Change-log fsyncs (fdatasync)",
             self.fsyncs.clone(),
         );
         registry.register(
             "storage_fsync_seconds",
-            "Time per journal fsync",
+            "Time per change-log fsync",
             self.fsync_seconds.clone(),
         );
         registry.register(
             "storage_batch_changes",
-            "Changes per group-commit batch",
+            "Changes per batch appended to the change log",
             self.batch_size.clone(),
+        );
+        registry.register(
+            "storage_checkpoints",
+            "Change-log segments folded into the storage engine",
+            self.checkpoints.clone(),
+        );
+        registry.register(
+            "storage_checkpoint_seconds",
+            "Time per checkpoint (one change-log segment folded into the engine)",
+            self.checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "storage_checkpoint_failures",
+            "Checkpoints that failed (the change log is kept until a restart replays it)",
+            self.checkpoint_failures.clone(),
+        );
+        registry.register(
+            "storage_replayed_changes",
+            "Changes replayed from the change log at start-up",
+            self.replayed_changes.clone(),
         );
         registry.register(
             "storage_recovery_seconds",
@@ -96,7 +138,11 @@ impl StorageMetrics {
             "1 when the previous run of this data directory did not shut down cleanly",
             self.unclean_start.clone(),
         );
-        registry.register_collector(Box::new(LiveGauges { queue, engine }));
+        registry.register_collector(Box::new(LiveGauges {
+            queue,
+            engine,
+            log_dir,
+        }));
     }
 }
 
@@ -105,6 +151,7 @@ impl StorageMetrics {
 struct LiveGauges {
     queue: Arc<WriteQueue>,
     engine: Arc<Engine>,
+    log_dir: std::path::PathBuf,
 }
 
 impl Collector for LiveGauges {
@@ -112,13 +159,18 @@ impl Collector for LiveGauges {
         for (name, help, value) in [
             (
                 "storage_queue_bytes",
-                "Bytes of changes waiting for the group-commit thread",
+                "Bytes of changes waiting to be appended to the change log",
                 self.queue.queued_bytes() as i64,
             ),
             (
                 "storage_disk_bytes",
                 "Bytes the storage engine occupies on disk",
                 self.engine.disk_bytes() as i64,
+            ),
+            (
+                "storage_log_bytes",
+                "Bytes of change-log segments not yet folded into the engine",
+                log_segments::disk_bytes(&self.log_dir) as i64,
             ),
         ] {
             let g = ConstGauge::new(value);

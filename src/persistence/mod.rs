@@ -1,26 +1,35 @@
-//! Durable storage: every entry (tombstones included) and the HLC
-//! high-water mark live in an embedded LSM engine (fjall) under
-//! `storage.data_dir`; the serving copy and the Merkle index live in memory
-//! and are rebuilt from disk at start-up.
+//! Durable storage: every change is appended to a change log under
+//! `storage.data_dir/log` before its reply leaves; a background
+//! checkpointer folds full log segments into an embedded LSM engine
+//! (fjall), which holds every entry (tombstones included) and the HLC
+//! high-water mark. The serving copy and the Merkle index live in memory
+//! and are rebuilt from the engine plus the log at start-up.
 //!
 //! * [`lock`]: one process per data directory (`LOCK`, holding the pid).
 //! * [`engine`] / [`codec`]: the fjall database and the record format.
-//! * [`recovery`]: loads everything into the store at start-up.
+//! * [`log_format`] / [`log_segments`]: the change log's frames and files.
 //! * [`queue`] / [`group_commit`]: the store records each change into an
-//!   in-memory queue; one thread writes the queue in batches and fsyncs by
-//!   `storage.fsync`; connections wait for their writes before replying.
+//!   in-memory queue; it reaches the log before the reply (appended by the
+//!   connection itself, or by the group-commit thread that also fsyncs
+//!   under `fsync = "always"`).
+//! * [`checkpoint`]: folds sealed segments into the engine.
+//! * [`recovery`] / [`replay`]: load the engine, then replay the log.
 //!
 //! See `docs/durability.md` for what each fsync policy guarantees.
 
+pub mod checkpoint;
 pub mod clean;
 pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod group_commit;
 pub mod lock;
+pub mod log_format;
+pub mod log_segments;
 pub mod metrics;
 pub mod queue;
 pub mod recovery;
+pub mod replay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,13 +39,16 @@ use anyhow::Context as _;
 
 use crate::node::NodeParts;
 use crate::store::Store;
+use checkpoint::Checkpointer;
 use engine::Engine;
 use error::PersistenceError;
 use group_commit::GroupCommit;
 use lock::DataDirLock;
+use log_segments::{LogWriter, LOG_DIR};
 use metrics::StorageMetrics;
 use queue::WriteQueue;
 use recovery::RecoveryReport;
+use replay::ReplayReport;
 
 /// Opens the data directory, loads it into the store, and from then on
 /// records every change durably. With `storage.persistence = false` the
@@ -59,38 +71,62 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         lock,
         engine,
         report,
+        replayed,
         unclean,
         open_elapsed,
     } = opened;
-    let total = open_elapsed + report.elapsed;
+    let total = open_elapsed + report.elapsed + replayed.elapsed;
     tracing::info!(
         data_dir = %dir.display(),
         entries = report.entries,
         keys = report.live_keys,
+        replayed = replayed.changes,
         open_ms = open_elapsed.as_millis() as u64,
         load_ms = report.elapsed.as_millis() as u64,
+        replay_ms = replayed.elapsed.as_millis() as u64,
         fsync = policy.as_str(),
-        "recovered {} keys ({} entries incl. tombstones) in {:.3} s (engine open {:.3} s, load and index {:.3} s)",
+        "recovered {} keys ({} entries incl. tombstones) in {:.3} s (engine open {:.3} s, load and \
+         index {:.3} s, change-log replay of {} changes {:.3} s)",
         report.live_keys,
         report.entries,
         total.as_secs_f64(),
         open_elapsed.as_secs_f64(),
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        replayed.changes,
+        replayed.elapsed.as_secs_f64()
     );
 
     let metrics = StorageMetrics::default();
     metrics.recovery_seconds.set(total.as_secs_f64());
     metrics.recovered_entries.set(report.entries as i64);
+    metrics.replayed_changes.set(replayed.changes as i64);
     metrics.unclean_start.set(i64::from(unclean));
     let engine = Arc::new(engine);
     let queue = Arc::new(WriteQueue::default());
-    metrics.register(&mut parts.registry, queue.clone(), engine.clone());
-    let commit = GroupCommit::start(queue.clone(), engine, policy, metrics)
-        .context("cannot start the storage group-commit thread")?;
+    let log_dir = dir.join(LOG_DIR);
+    metrics.register(
+        &mut parts.registry,
+        queue.clone(),
+        engine.clone(),
+        log_dir.clone(),
+    );
+    let next_seq = replayed.next_seq();
+    let checkpointer = Checkpointer::start(
+        engine.clone(),
+        log_dir.clone(),
+        metrics.clone(),
+        replayed.segments,
+    )
+    .context("cannot start the storage checkpoint thread")?;
+    let segment_bytes = storage.log_segment_mb.saturating_mul(1 << 20);
+    let writer = LogWriter::create(&log_dir, next_seq, segment_bytes, checkpointer.sink())
+        .with_context(|| format!("cannot create the change log in {}", log_dir.display()))?;
+    let commit = GroupCommit::start(queue.clone(), writer, checkpointer, engine, policy, metrics)
+        .context("cannot start the storage writer thread")?;
     if !parts.store.attach_log(queue.clone()) {
         anyhow::bail!("a durable log is already attached to the store");
     }
-    parts.hooks.durability = Some(Arc::new(commit.durability()));
+    parts.hooks.durability = Some(commit.durability());
     parts.facts.data_dir = dir.display().to_string();
 
     let store = parts.store.clone();
@@ -138,6 +174,7 @@ struct Opened {
     lock: DataDirLock,
     engine: Engine,
     report: RecoveryReport,
+    replayed: ReplayReport,
     /// The previous run ended without a clean shutdown.
     unclean: bool,
     /// Time the engine took to open (journal replay included).
@@ -158,9 +195,12 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     let started = Instant::now();
     let engine = contain_panic(&dir, || Engine::open(&dir))?;
     let open_elapsed = started.elapsed();
-    let report = contain_panic(&dir, || recovery::recover(&engine, store))?;
+    let mut report = contain_panic(&dir, || recovery::recover(&engine, store))?;
+    let replayed = replay::replay(&dir.join(LOG_DIR), store)?;
+    report.entries = store.root().count;
+    report.live_keys = store.len();
     let marker = clean::read(&dir)?;
-    let unclean = existed && marker.is_none();
+    let unclean = (existed || !replayed.segments.is_empty()) && marker.is_none();
     match marker {
         Some(expected) => {
             let found = store.root();
@@ -172,7 +212,7 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
                 });
             }
         }
-        None if existed => tracing::warn!(
+        None if unclean => tracing::warn!(
             data_dir = %dir.display(),
             "the node did not shut down cleanly last time: recovered every complete write batch \
              (an incomplete last batch, never acknowledged under fsync = \"always\", is dropped)"
@@ -190,6 +230,7 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
         lock,
         engine,
         report,
+        replayed,
         unclean,
         open_elapsed,
     })

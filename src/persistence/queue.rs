@@ -1,13 +1,15 @@
-//! The write queue between the store and the engine.
+//! The write queue between the store and the change log.
 //!
 //! [`WriteQueue::record`] runs while the store holds the key's shard lock,
-//! so it only encodes the change and appends it to an in-memory queue (no
-//! i/o, no fsync): per key, queue order is version order. The group-commit
-//! thread takes the whole queue at once, writes it to the engine as one
-//! batch and publishes how far it got; connections wait for their writes
-//! ([`WriteQueue::wait_written`]) before replying. Each waiter is woken
-//! exactly once, by the batch that covers its last write (no herd of
-//! wake-ups per batch).
+//! so it only encodes the change as a change-log frame into an in-memory
+//! buffer (no i/o, no fsync): per key, queue order is version order.
+//! Whoever writes the log (a connection before it replies, the background
+//! writer, or the group-commit thread under `fsync = "always"`) takes the
+//! whole buffer at once, appends it with one `write(2)` and publishes how
+//! far it got ([`WriteQueue::mark_written`]). Connections that must wait
+//! for a write (`fsync = "always"`) do so with
+//! [`WriteQueue::wait_written`]; each waiter is woken exactly once, by the
+//! batch that covers its last write (no herd of wake-ups per batch).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use super::engine::LogOp;
+use super::codec::EncodeError;
+use super::log_format;
 use crate::server::context::BoxFuture;
 use crate::store::{Entry, EntryLog, StoreError};
 
@@ -27,24 +30,26 @@ pub const QUEUE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// confirmed, before giving up with an error.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 const SPACE_POLL: Duration = Duration::from_millis(100);
+/// A taken buffer larger than this is not kept for reuse.
+const SPARE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
 /// A batch taken off the queue.
 #[derive(Debug, Default)]
 pub struct Taken {
-    /// The changes, in queue order.
-    pub ops: Vec<LogOp>,
+    /// The changes' change-log frames, in queue order.
+    pub frames: Vec<u8>,
+    /// How many changes the frames hold.
+    pub changes: u64,
     /// Sequence number of the last change taken.
     pub last_seq: u64,
-    /// Whether any change removes a key (the high-water mark must then be
-    /// written alongside).
-    pub has_removals: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    ops: Vec<LogOp>,
-    bytes: usize,
-    has_removals: bool,
+    frames: Vec<u8>,
+    changes: u64,
+    /// An emptied buffer kept for the next batch.
+    spare: Vec<u8>,
     /// `Some(final high-water mark)` once shutdown began.
     stopping: Option<u64>,
     failure: Option<Arc<str>>,
@@ -61,8 +66,8 @@ struct Waiters {
     failure: Option<Arc<str>>,
 }
 
-/// The queue shared by the store (producer), the group-commit thread
-/// (consumer) and the connections (waiting for their writes).
+/// The queue shared by the store (producer), the log writers (consumers)
+/// and the connections (waiting for their writes).
 #[derive(Debug, Default)]
 pub struct WriteQueue {
     state: Mutex<State>,
@@ -71,7 +76,7 @@ pub struct WriteQueue {
     /// Sequence number of the last change queued (updated under `state`).
     assigned: AtomicU64,
     /// Every change up to this sequence number is written (and fsynced
-    /// under `fsync = "always"`). Only the group-commit thread moves it.
+    /// under `fsync = "always"`). Only a log writer moves it.
     written: AtomicU64,
     /// Largest HLC timestamp of any change queued.
     max_hlc: AtomicU64,
@@ -79,7 +84,13 @@ pub struct WriteQueue {
 }
 
 impl WriteQueue {
-    fn push(&self, op: LogOp, hlc: u64) -> Result<(), StoreError> {
+    /// Encodes one change into the buffer with `encode` (which appends its
+    /// frames and may refuse), after waiting for space.
+    fn push(
+        &self,
+        hlc: u64,
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> Result<(), EncodeError>,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock();
         let mut waited = Duration::ZERO;
         loop {
@@ -91,7 +102,7 @@ impl WriteQueue {
                     "durable storage is shut down".into(),
                 ));
             }
-            if state.bytes < QUEUE_LIMIT_BYTES {
+            if state.frames.len() < QUEUE_LIMIT_BYTES {
                 break;
             }
             if waited >= STALL_LIMIT {
@@ -104,14 +115,14 @@ impl WriteQueue {
             self.space.wait_for(&mut state, SPACE_POLL);
             waited += SPACE_POLL;
         }
-        let was_empty = state.ops.is_empty();
-        state.bytes += op.bytes();
-        state.has_removals |= matches!(op, LogOp::Remove { .. });
-        state.ops.push(op);
+        let was_empty = state.frames.is_empty();
+        let max_hlc = self.max_hlc.fetch_max(hlc, Ordering::Relaxed).max(hlc);
+        encode(&mut state.frames, max_hlc).map_err(|e| StoreError::Persistence(e.to_string()))?;
+        state.changes += 1;
         self.assigned.fetch_add(1, Ordering::Release);
-        self.max_hlc.fetch_max(hlc, Ordering::Relaxed);
         drop(state);
         if was_empty {
+            // Cheap when nobody waits (parking_lot checks without a syscall).
             self.work.notify_one();
         }
         Ok(())
@@ -128,7 +139,7 @@ impl WriteQueue {
     /// passed (`None`: no timeout).
     pub fn wait_for_work(&self, timeout: Option<Duration>) {
         let mut state = self.state.lock();
-        if state.ops.is_empty() && state.stopping.is_none() {
+        if state.frames.is_empty() && state.stopping.is_none() {
             match timeout {
                 Some(t) => {
                     self.work.wait_for(&mut state, t);
@@ -141,18 +152,35 @@ impl WriteQueue {
     /// Takes everything queued, without waiting.
     pub fn take_now(&self) -> (Taken, Option<u64>) {
         let mut state = self.state.lock();
+        let spare = std::mem::take(&mut state.spare);
         let taken = Taken {
-            ops: std::mem::take(&mut state.ops),
+            frames: std::mem::replace(&mut state.frames, spare),
+            changes: std::mem::take(&mut state.changes),
             last_seq: self.assigned.load(Ordering::Acquire),
-            has_removals: std::mem::take(&mut state.has_removals),
         };
-        let freed = std::mem::take(&mut state.bytes) > 0;
         let stopping = state.stopping;
         drop(state);
-        if freed {
+        if !taken.frames.is_empty() {
             self.space.notify_all();
         }
         (taken, stopping)
+    }
+
+    /// Hands a written batch's buffer back for reuse.
+    pub fn recycle(&self, mut frames: Vec<u8>) {
+        if frames.capacity() > SPARE_LIMIT_BYTES {
+            return;
+        }
+        frames.clear();
+        let mut state = self.state.lock();
+        if state.spare.capacity() < frames.capacity() {
+            state.spare = frames;
+        }
+    }
+
+    /// Whether every change up to `seq` is written.
+    pub fn is_written(&self, seq: u64) -> bool {
+        self.written.load(Ordering::Acquire) >= seq
     }
 
     /// Sequence number of the last change queued.
@@ -172,7 +200,7 @@ impl WriteQueue {
 
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.state.lock().bytes
+        self.state.lock().frames.len()
     }
 
     /// The failure that stopped writing, if any.
@@ -288,13 +316,19 @@ impl WriteQueue {
 
 impl EntryLog for WriteQueue {
     fn record(&self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
-        let op = LogOp::put(key, entry).map_err(|e| StoreError::Persistence(e.to_string()))?;
-        self.push(op, entry.version.hlc)
+        self.push(entry.version.hlc, |out, _| {
+            log_format::encode_put(out, key, entry)
+        })
     }
 
     fn forget(&self, key: &[u8]) -> Result<(), StoreError> {
-        let op = LogOp::remove(key).map_err(|e| StoreError::Persistence(e.to_string()))?;
-        self.push(op, 0)
+        // The removed tombstone may have carried the newest version: the
+        // high-water mark goes along so versions never go backwards.
+        self.push(0, |out, max_hlc| {
+            log_format::encode_remove(out, key)?;
+            log_format::encode_high_water(out, max_hlc);
+            Ok(())
+        })
     }
 }
 
@@ -318,7 +352,8 @@ mod tests {
         q.record(b"b", &entry(9)).expect("record");
         let wait = q.wait_written();
         let (taken, stopping) = q.take(Some(Duration::ZERO));
-        assert_eq!(taken.ops.len(), 2);
+        assert_eq!(taken.changes, 2);
+        assert_eq!(log_format::Frames::new(&taken.frames).count(), 2);
         assert_eq!(taken.last_seq, 2);
         assert_eq!(stopping, None);
         assert_eq!(q.max_hlc(), 9);
@@ -369,7 +404,14 @@ mod tests {
         q.stop(42);
         let (taken, stopping) = q.take(None);
         assert_eq!(stopping, Some(42));
-        assert!(taken.has_removals);
+        let records: Vec<_> = log_format::Frames::new(&taken.frames).collect();
+        assert_eq!(
+            records,
+            vec![
+                log_format::LogRecord::Remove { key: b"x" },
+                log_format::LogRecord::HighWater(0)
+            ]
+        );
         assert!(q.record(b"y", &entry(3)).is_err());
     }
 }

@@ -470,6 +470,37 @@ impl Store {
         let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
     }
 
+    /// Replays a change read back from the change log: `Some(entry)`
+    /// replaces whatever `key` holds, `None` drops the key entirely. The log
+    /// holds changes in the order this store applied them, so no version
+    /// comparison is made; like [`Store::restore`] nothing is logged again
+    /// and no memory limit applies.
+    pub fn replay(&self, key: &[u8], entry: Option<Entry>) {
+        let loc = self.locate(key);
+        let mut shard = self.shards[loc.shard].write();
+        match entry {
+            Some(entry) => {
+                self.clock.restore(entry.version.hlc);
+                let prior = Prior::of(key, shard.get(key));
+                // Cannot fail: no log is consulted and no memory limit applies.
+                let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
+            }
+            None => {
+                let Some(slot) = shard.remove(key) else {
+                    return;
+                };
+                if self.merkle_index {
+                    self.index.remove(loc.leaf, slot.digest);
+                }
+                self.memory_used
+                    .fetch_sub(cost(key, slot.entry.value.as_deref()), Ordering::Relaxed);
+                if !slot.entry.is_tombstone() {
+                    self.live_keys.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Removes tombstones whose version is older than `grace_ms` before
     /// `now_ms`. Returns how many were removed.
     pub fn gc_tombstones(&self, now_ms: u64, grace_ms: u64) -> Result<usize, StoreError> {
