@@ -52,13 +52,32 @@ pub struct LogSink {
 
 impl LogSink {
     /// Appends everything queued unless the change `target` is already
-    /// written; on failure every later write and wait is refused.
+    /// written. Succeeds only once `target` is written: after a failure
+    /// (this append's or an earlier one that took `target` with it) every
+    /// later write and wait is refused.
     pub fn write_pending(&self, target: u64) -> Result<(), String> {
         let mut writer = self.writer.lock();
         if self.queue.is_written(target) {
             return Ok(());
         }
-        self.append_taken(&mut writer)
+        if let Some(failure) = self.queue.failure() {
+            return Err(failure.to_string());
+        }
+        self.append_taken(&mut writer)?;
+        if target != u64::MAX && !self.queue.is_written(target) {
+            return Err(self.queue.failure().map_or_else(
+                || "write not confirmed in the change log".into(),
+                |f| f.to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Lets go of the files written since the last call without fsyncing
+    /// them (`never`: the OS decides; sealed segments are fsynced by the
+    /// checkpointer before they are folded).
+    fn release_unsynced(&self) {
+        drop(self.writer.lock().sync_plan());
     }
 
     fn append_taken(&self, writer: &mut LogWriter) -> Result<(), String> {
@@ -261,8 +280,11 @@ fn commit_loop(sink: &LogSink) {
 fn write_behind_loop(sink: &LogSink, policy: FsyncPolicy) {
     let mut last_sync = Instant::now();
     loop {
-        let until_sync = EVERYSEC_INTERVAL.saturating_sub(last_sync.elapsed());
-        sink.queue.wait_for_work(Some(until_sync));
+        let timeout = match policy {
+            FsyncPolicy::Everysec => Some(EVERYSEC_INTERVAL.saturating_sub(last_sync.elapsed())),
+            _ => None,
+        };
+        sink.queue.wait_for_work(timeout);
         if sink.queue.is_stopping() || sink.queue.failure().is_some() {
             return;
         }
@@ -272,11 +294,15 @@ fn write_behind_loop(sink: &LogSink, policy: FsyncPolicy) {
         if sink.write_pending(u64::MAX).is_err() {
             return;
         }
-        if policy == FsyncPolicy::Everysec && last_sync.elapsed() >= EVERYSEC_INTERVAL {
-            if sink.sync().is_err() {
-                return;
+        match policy {
+            FsyncPolicy::Everysec if last_sync.elapsed() >= EVERYSEC_INTERVAL => {
+                if sink.sync().is_err() {
+                    return;
+                }
+                last_sync = Instant::now();
             }
-            last_sync = Instant::now();
+            FsyncPolicy::Never => sink.release_unsynced(),
+            _ => {}
         }
     }
 }
@@ -379,6 +405,41 @@ mod tests {
         run_policy(FsyncPolicy::Always);
         run_policy(FsyncPolicy::Everysec);
         run_policy(FsyncPolicy::Never);
+    }
+
+    #[test]
+    fn after_a_failure_no_connection_is_told_its_write_is_in_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Arc::new(Engine::open(dir.path()).expect("open"));
+        let log_dir = dir.path().join(LOG_DIR);
+        let queue = Arc::new(WriteQueue::default());
+        let metrics = StorageMetrics::default();
+        let checkpointer =
+            Checkpointer::start(engine.clone(), log_dir.clone(), metrics.clone(), Vec::new())
+                .expect("checkpointer");
+        let writer = LogWriter::create(&log_dir, 1, 1 << 20, checkpointer.sink()).expect("log");
+        let commit = GroupCommit::start(
+            queue.clone(),
+            writer,
+            checkpointer,
+            engine,
+            FsyncPolicy::Never,
+            metrics,
+        )
+        .expect("start");
+        let durability = commit.durability();
+        queue.record(b"a", &entry(1, Some(b"v"))).expect("record");
+        // Another connection's append took this write with it and failed.
+        queue.fail("storage error writing the change log: disk full".into());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let result = rt.block_on(durability.wait_durable());
+        assert_eq!(
+            result,
+            Err("storage error writing the change log: disk full".into())
+        );
+        assert!(commit.stop(0).is_err(), "the failure is reported at stop");
     }
 
     #[test]

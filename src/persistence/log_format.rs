@@ -59,6 +59,9 @@ pub fn encode_put(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> Result<(), En
     }
     let header = codec::entry_header(entry)?;
     let value = entry.value.as_deref().unwrap_or_default();
+    if 3 + key.len() + header.len() + value.len() > MAX_PAYLOAD_BYTES {
+        return Err(EncodeError::ValueTooLong(value.len()));
+    }
     let key_len = (key.len() as u16).to_le_bytes();
     frame(out, &[&[TAG_PUT], &key_len, key, &header, value]);
     Ok(())
@@ -81,6 +84,7 @@ pub fn encode_high_water(out: &mut Vec<u8>, hlc: u64) {
 /// Writes one frame whose payload is the concatenation of `parts`.
 fn frame(out: &mut Vec<u8>, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
+    debug_assert!(len <= MAX_PAYLOAD_BYTES, "checked by the encoders");
     let start = out.len();
     out.reserve(FRAME_HEADER_BYTES + len);
     out.extend_from_slice(&(len as u32).to_le_bytes());
@@ -142,8 +146,17 @@ impl<'a> Frames<'a> {
         self.end
     }
 
-    fn stop(&mut self, reason: &'static str, torn_if_last: bool) -> Option<LogRecord<'a>> {
-        let rest = &self.bytes[self.offset..];
+    /// Ends iteration at a frame that is not whole and valid. It is a torn
+    /// tail when `torn_if_last`, or when only zero bytes follow from `after`
+    /// on: what an interrupted or partly written-back append leaves.
+    /// Anything else is damage.
+    fn stop(
+        &mut self,
+        reason: &'static str,
+        torn_if_last: bool,
+        after: usize,
+    ) -> Option<LogRecord<'a>> {
+        let rest = self.bytes.get(after..).unwrap_or_default();
         self.done = true;
         self.end = if torn_if_last || rest.iter().all(|b| *b == 0) {
             FrameEnd::Torn {
@@ -172,25 +185,27 @@ impl<'a> Iterator for Frames<'a> {
             return None;
         }
         let Some((header, body)) = rest.split_at_checked(FRAME_HEADER_BYTES) else {
-            return self.stop("cut-off frame header", true);
+            return self.stop("cut-off frame header", true, self.bytes.len());
         };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let sum = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let frame_end = self.offset + FRAME_HEADER_BYTES + len;
         if len == 0 || len > MAX_PAYLOAD_BYTES {
-            return self.stop("impossible frame length", false);
+            // Zeros here (a page not written back) are a tear; the length
+            // itself cannot be trusted, so the zeros must run from here.
+            return self.stop("impossible frame length", false, self.offset);
         }
         let Some(payload) = body.get(..len) else {
             // Declared longer than what is there: an append cut short.
-            return self.stop("cut-off frame", true);
+            return self.stop("cut-off frame", true, self.bytes.len());
         };
         if checksum(payload) != sum {
-            // The last frame of the bytes may be a torn append whose length
-            // made it to disk before all of its payload did.
-            let last = body.len() == len;
-            return self.stop("checksum mismatch", last);
+            // A torn append when nothing but zeros follows: its length
+            // reached the disk before all of its payload did.
+            return self.stop("checksum mismatch", false, frame_end);
         }
         let Some(record) = parse_payload(payload) else {
-            return self.stop("unknown record", false);
+            return self.stop("unknown record", false, frame_end);
         };
         self.offset += FRAME_HEADER_BYTES + len;
         Some(record)
@@ -308,6 +323,31 @@ mod tests {
                 reason: "checksum mismatch"
             }
         );
+    }
+
+    #[test]
+    fn a_half_written_frame_followed_by_zeros_is_a_torn_tail() {
+        let mut bytes = sample();
+        let whole = bytes.len();
+        let mut last = Vec::new();
+        encode_put(&mut last, b"late", &entry(12, Some(b"payload"))).expect("put");
+        // Its header reached the disk, its payload's page did not.
+        bytes.extend_from_slice(&last[..FRAME_HEADER_BYTES]);
+        bytes.extend(std::iter::repeat_n(
+            0u8,
+            last.len() - FRAME_HEADER_BYTES + 4096,
+        ));
+        let mut frames = Frames::new(&bytes);
+        assert_eq!(frames.by_ref().count(), 4);
+        assert_eq!(frames.end(), FrameEnd::Torn { offset: whole });
+    }
+
+    #[test]
+    fn a_value_too_large_for_a_frame_is_refused() {
+        let mut out = Vec::new();
+        let value = vec![0u8; MAX_PAYLOAD_BYTES];
+        assert!(encode_put(&mut out, b"k", &entry(1, Some(&value))).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub struct LogWriter {
     unsynced: Vec<Arc<File>>,
     /// A segment was created since the last sync plan.
     dir_dirty: bool,
-    /// Set once the active segment was sealed for good (shutdown).
+    /// Set once the active segment was sealed for good (shutdown) or an
+    /// append failed: every later append is refused.
     closed: bool,
     sink: Arc<dyn SealedSink>,
 }
@@ -148,7 +149,14 @@ impl LogWriter {
         if frames.is_empty() {
             return Ok(());
         }
-        (&*self.active).write_all(frames)?;
+        if let Err(e) = (&*self.active).write_all(frames) {
+            // Part of a frame may be on disk now: cut the segment back to
+            // the last whole frame and take no more appends, so nothing
+            // acknowledged later can follow damage in the log.
+            self.closed = true;
+            let _ = self.active.set_len(self.active_bytes);
+            return Err(e);
+        }
         self.active_bytes += frames.len() as u64;
         self.active_dirty = true;
         if self.active_bytes >= self.segment_limit {
@@ -158,8 +166,18 @@ impl LogWriter {
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
-        let next_seq = self.active_seq + 1;
-        let next = Arc::new(create_segment(&self.dir, next_seq)?);
+        let next_seq = self
+            .active_seq
+            .checked_add(1)
+            .ok_or_else(|| std::io::Error::other("change-log segment numbers exhausted"))?;
+        let next = match create_segment(&self.dir, next_seq) {
+            Ok(file) => Arc::new(file),
+            Err(e) => {
+                // The full segment stays active; appends stop until restart.
+                self.closed = true;
+                return Err(e);
+            }
+        };
         let sealed = std::mem::replace(&mut self.active, next);
         let sealed_seq = std::mem::replace(&mut self.active_seq, next_seq);
         self.active_bytes = 0;

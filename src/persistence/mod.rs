@@ -103,6 +103,10 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     metrics.unclean_start.set(i64::from(unclean));
     let engine = Arc::new(engine);
     let queue = Arc::new(WriteQueue::default());
+    // A garbage-collected tombstone recovered from disk may carry the
+    // newest version: the high-water frames written for removals start
+    // from what recovery restored.
+    queue.observe_hlc(parts.store.clock().peek());
     let log_dir = dir.join(LOG_DIR);
     metrics.register(
         &mut parts.registry,
@@ -110,7 +114,9 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         engine.clone(),
         log_dir.clone(),
     );
-    let next_seq = replayed.next_seq();
+    let next_seq = replayed
+        .next_seq()
+        .context("change-log segment numbers are exhausted; rename the segments in log/")?;
     let checkpointer = Checkpointer::start(
         engine.clone(),
         log_dir.clone(),
@@ -219,6 +225,7 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
         ),
         None => {}
     }
+    replay::cut_torn_tails(&replayed)?;
     // From here on new writes may reach the disk: the old marker no longer
     // describes it.
     clean::clear(&dir).map_err(|source| PersistenceError::DataDir {

@@ -188,6 +188,11 @@ impl WriteQueue {
         self.assigned.load(Ordering::Acquire)
     }
 
+    /// Raises the largest HLC timestamp known to the queue to `hlc`.
+    pub fn observe_hlc(&self, hlc: u64) {
+        self.max_hlc.fetch_max(hlc, Ordering::Relaxed);
+    }
+
     /// Largest HLC timestamp queued so far.
     pub fn max_hlc(&self) -> u64 {
         self.max_hlc.load(Ordering::Relaxed)

@@ -12,7 +12,7 @@
 //! `fsync = "always"`. Damage followed by more data is refused: it is not
 //! what a crash leaves behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::codec;
@@ -28,16 +28,22 @@ pub struct ReplayReport {
     pub segments: Vec<Segment>,
     /// Changes replayed.
     pub changes: u64,
-    /// Bytes of interrupted appends cut off.
+    /// Bytes of interrupted appends to cut off.
     pub torn_bytes: u64,
+    /// Where each torn segment's valid frames end ([`cut_torn_tails`] cuts
+    /// them there once start-up has passed every check).
+    pub torn: Vec<(PathBuf, u64)>,
     /// Time spent.
     pub elapsed: Duration,
 }
 
 impl ReplayReport {
-    /// The sequence number the next segment takes.
-    pub fn next_seq(&self) -> u64 {
-        self.segments.last().map_or(1, |s| s.seq + 1)
+    /// The sequence number the next segment takes (`None` once exhausted).
+    pub fn next_seq(&self) -> Option<u64> {
+        match self.segments.last() {
+            Some(s) => s.seq.checked_add(1),
+            None => Some(1),
+        }
     }
 }
 
@@ -50,6 +56,7 @@ pub fn replay(log_dir: &Path, store: &Store) -> Result<ReplayReport, Persistence
     };
     let segments = log_segments::list(log_dir).map_err(|e| io(log_dir, e))?;
     let mut report = ReplayReport::default();
+    let newest = segments.last().map(|s| s.seq);
     for segment in &segments {
         let bytes = std::fs::read(&segment.path).map_err(|e| io(&segment.path, e))?;
         let mut frames = Frames::new(&bytes);
@@ -77,20 +84,26 @@ pub fn replay(log_dir: &Path, store: &Store) -> Result<ReplayReport, Persistence
             FrameEnd::Clean => {}
             FrameEnd::Torn { offset } => {
                 let cut = bytes.len() - offset;
-                tracing::warn!(
-                    segment = %segment.path.display(),
-                    offset,
-                    bytes = cut,
-                    "the change log ends in an interrupted write; cutting it off there"
-                );
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&segment.path)
-                    .and_then(|f| {
-                        f.set_len(offset as u64)?;
-                        f.sync_all()
-                    })
-                    .map_err(|e| io(&segment.path, e))?;
+                if Some(segment.seq) == newest {
+                    tracing::warn!(
+                        segment = %segment.path.display(),
+                        offset,
+                        bytes = cut,
+                        "the change log ends in an interrupted write; cutting it off there"
+                    );
+                } else {
+                    // Only a power loss leaves this: a sealed segment whose
+                    // tail had not reached the disk while a later one had.
+                    tracing::warn!(
+                        segment = %segment.path.display(),
+                        offset,
+                        bytes = cut,
+                        "a sealed change-log segment ends in an interrupted write (power loss \
+                         before its fsync); its tail is cut off and the later segments are \
+                         replayed: up to the last second of writes before the loss may be missing"
+                    );
+                }
+                report.torn.push((segment.path.clone(), offset as u64));
                 report.torn_bytes += cut as u64;
             }
             FrameEnd::Damaged { offset, reason } => {
@@ -105,6 +118,26 @@ pub fn replay(log_dir: &Path, store: &Store) -> Result<ReplayReport, Persistence
     report.segments = segments;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Cuts each torn segment at its last whole frame, so appends and
+/// checkpoints never meet the torn bytes. Run once every start-up check
+/// passed: a refused start leaves the directory as it found it.
+pub fn cut_torn_tails(report: &ReplayReport) -> Result<(), PersistenceError> {
+    for (path, offset) in &report.torn {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| {
+                f.set_len(*offset)?;
+                f.sync_all()
+            })
+            .map_err(|source| PersistenceError::DataDir {
+                dir: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,7 +176,7 @@ mod tests {
         store.restore(b"a", entry(5, Some(b"old")));
         let report = replay(&log_dir, &store).expect("replay");
         assert_eq!(report.changes, 4);
-        assert_eq!(report.next_seq(), 5);
+        assert_eq!(report.next_seq(), Some(5));
         assert_eq!(report.torn_bytes, 0);
         assert_eq!(store.get(b"a"), Some(b"new".to_vec()));
         assert!(store.entry(b"gone").is_none());
@@ -165,6 +198,12 @@ mod tests {
         let report = replay(&log_dir, &store).expect("replay");
         assert_eq!(report.changes, 1);
         assert_eq!(report.torn_bytes as usize, bytes.len() - 3 - whole);
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len() as usize,
+            bytes.len() - 3,
+            "nothing is cut before start-up passed its checks"
+        );
+        cut_torn_tails(&report).expect("cut");
         assert_eq!(
             std::fs::metadata(&path).expect("meta").len() as usize,
             whole
