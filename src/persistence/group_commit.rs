@@ -60,17 +60,21 @@ impl LogSink {
         if self.queue.is_written(target) {
             return Ok(());
         }
-        if let Some(failure) = self.queue.failure() {
-            return Err(failure.to_string());
+        if self.queue.has_failed() {
+            return Err(self.failure_message());
         }
         self.append_taken(&mut writer)?;
         if target != u64::MAX && !self.queue.is_written(target) {
-            return Err(self.queue.failure().map_or_else(
-                || "write not confirmed in the change log".into(),
-                |f| f.to_string(),
-            ));
+            return Err(self.failure_message());
         }
         Ok(())
+    }
+
+    fn failure_message(&self) -> String {
+        self.queue.failure().map_or_else(
+            || "write not confirmed in the change log".into(),
+            |f| f.to_string(),
+        )
     }
 
     /// Lets go of the files written since the last call without fsyncing

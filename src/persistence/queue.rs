@@ -12,7 +12,7 @@
 //! batch that covers its last write (no herd of wake-ups per batch).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ pub struct WriteQueue {
     written: AtomicU64,
     /// Largest HLC timestamp of any change queued.
     max_hlc: AtomicU64,
+    /// Set once writing failed (the message is in `waiters`).
+    failed: AtomicBool,
     waiters: Mutex<Waiters>,
 }
 
@@ -208,6 +210,11 @@ impl WriteQueue {
         self.state.lock().frames.len()
     }
 
+    /// Whether writing failed (cheap: no lock).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
     /// The failure that stopped writing, if any.
     pub fn failure(&self) -> Option<Arc<str>> {
         self.waiters.lock().failure.clone()
@@ -265,6 +272,7 @@ impl WriteQueue {
         let waiting = {
             let mut waiters = self.waiters.lock();
             waiters.failure = Some(message.clone());
+            self.failed.store(true, Ordering::Release);
             std::mem::take(&mut waiters.by_target)
         };
         for reply in waiting.into_values().flat_map(|(_, replies)| replies) {
