@@ -71,6 +71,14 @@ impl LogOp {
         })
     }
 
+    /// The (first) stored key this change writes.
+    pub fn stored_key(&self) -> &[u8] {
+        match self {
+            LogOp::Put { key, .. } => key,
+            LogOp::Remove { keys } => keys.first().map_or(&[][..], |k| &k[..]),
+        }
+    }
+
     /// Approximate bytes held in memory by this change.
     pub fn bytes(&self) -> usize {
         match self {
