@@ -347,7 +347,17 @@ mod tests {
         }
     }
 
-    fn run_policy(policy: FsyncPolicy) {
+    /// A running log with its checkpointer on a fresh directory.
+    struct Running {
+        dir: tempfile::TempDir,
+        log_dir: std::path::PathBuf,
+        engine: Arc<Engine>,
+        queue: Arc<WriteQueue>,
+        metrics: StorageMetrics,
+        commit: GroupCommit,
+    }
+
+    fn start(policy: FsyncPolicy) -> Running {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Arc::new(Engine::open(dir.path()).expect("open"));
         let log_dir = dir.path().join(LOG_DIR);
@@ -366,6 +376,25 @@ mod tests {
             metrics.clone(),
         )
         .expect("start");
+        Running {
+            dir,
+            log_dir,
+            engine,
+            queue,
+            metrics,
+            commit,
+        }
+    }
+
+    fn run_policy(policy: FsyncPolicy) {
+        let Running {
+            dir,
+            log_dir,
+            engine,
+            queue,
+            metrics,
+            commit,
+        } = start(policy);
         let durability = commit.durability();
         queue.record(b"a", &entry(10, Some(b"1"))).expect("record");
         queue.record(b"b", &entry(11, None)).expect("record");
@@ -413,24 +442,13 @@ mod tests {
 
     #[test]
     fn after_a_failure_no_connection_is_told_its_write_is_in_the_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let engine = Arc::new(Engine::open(dir.path()).expect("open"));
-        let log_dir = dir.path().join(LOG_DIR);
-        let queue = Arc::new(WriteQueue::default());
-        let metrics = StorageMetrics::default();
-        let checkpointer =
-            Checkpointer::start(engine.clone(), log_dir.clone(), metrics.clone(), Vec::new())
-                .expect("checkpointer");
-        let writer = LogWriter::create(&log_dir, 1, 1 << 20, checkpointer.sink()).expect("log");
-        let commit = GroupCommit::start(
-            queue.clone(),
-            writer,
-            checkpointer,
-            engine,
-            FsyncPolicy::Never,
-            metrics,
-        )
-        .expect("start");
+        // `_dir` keeps the directory until the end of the test.
+        let Running {
+            dir: _dir,
+            queue,
+            commit,
+            ..
+        } = start(FsyncPolicy::Never);
         let durability = commit.durability();
         queue.record(b"a", &entry(1, Some(b"v"))).expect("record");
         // Another connection's append took this write with it and failed.
@@ -448,24 +466,14 @@ mod tests {
 
     #[test]
     fn changes_no_connection_waits_for_are_written_behind() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let engine = Arc::new(Engine::open(dir.path()).expect("open"));
-        let log_dir = dir.path().join(LOG_DIR);
-        let queue = Arc::new(WriteQueue::default());
-        let metrics = StorageMetrics::default();
-        let checkpointer =
-            Checkpointer::start(engine.clone(), log_dir.clone(), metrics.clone(), Vec::new())
-                .expect("checkpointer");
-        let writer = LogWriter::create(&log_dir, 1, 1 << 20, checkpointer.sink()).expect("log");
-        let commit = GroupCommit::start(
-            queue.clone(),
-            writer,
-            checkpointer,
-            engine,
-            FsyncPolicy::Everysec,
-            metrics.clone(),
-        )
-        .expect("start");
+        let Running {
+            dir: _dir,
+            log_dir,
+            queue,
+            metrics,
+            commit,
+            ..
+        } = start(FsyncPolicy::Everysec);
         queue
             .record(b"merged", &entry(1, Some(b"v")))
             .expect("record");
