@@ -353,13 +353,10 @@ fn printable(key: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Version;
+    use crate::persistence::test_entry;
 
     fn entry(hlc: u64, value: Option<&[u8]>) -> Entry {
-        Entry {
-            version: Version::new(hlc, 9),
-            value: value.map(Into::into),
-        }
+        test_entry(hlc, 9, value)
     }
 
     /// Every stored entry, sorted by user key (the engine orders them by

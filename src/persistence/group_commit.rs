@@ -338,13 +338,11 @@ impl Durability for WriteThrough {
 mod tests {
     use super::*;
     use crate::persistence::log_segments::{self, LOG_DIR};
-    use crate::store::{Entry, EntryLog, Version};
+    use crate::persistence::test_entry;
+    use crate::store::{Entry, EntryLog};
 
     fn entry(hlc: u64, value: Option<&[u8]>) -> Entry {
-        Entry {
-            version: Version::new(hlc, 3),
-            value: value.map(Into::into),
-        }
+        test_entry(hlc, 3, value)
     }
 
     /// A running log with its checkpointer on a fresh directory.

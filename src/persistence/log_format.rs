@@ -233,13 +233,10 @@ fn parse_payload(payload: &[u8]) -> Option<LogRecord<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Version;
+    use crate::persistence::test_entry;
 
     fn entry(hlc: u64, value: Option<&[u8]>) -> Entry {
-        Entry {
-            version: Version::new(hlc, 7),
-            value: value.map(Into::into),
-        }
+        test_entry(hlc, 7, value)
     }
 
     fn sample() -> Vec<u8> {

@@ -163,6 +163,15 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A test entry: version `(hlc, node)`, `value` or a tombstone.
+#[cfg(test)]
+pub(crate) fn test_entry(hlc: u64, node: u64, value: Option<&[u8]>) -> crate::store::Entry {
+    crate::store::Entry {
+        version: crate::store::Version::new(hlc, node),
+        value: value.map(Into::into),
+    }
+}
+
 /// Writes the clean-shutdown marker for the store as flushed.
 fn mark_clean(store: &Store, dir: &Path) {
     // Barrier: a mutation that passed the (now closed) log before the final

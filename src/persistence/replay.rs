@@ -145,13 +145,11 @@ mod tests {
     use super::*;
     use crate::persistence::log_format::{encode_high_water, encode_put, encode_remove};
     use crate::persistence::log_segments::segment_path;
-    use crate::store::{Entry, StoreOptions, Version};
+    use crate::persistence::test_entry;
+    use crate::store::{Entry, StoreOptions};
 
     fn entry(hlc: u64, value: Option<&[u8]>) -> Entry {
-        Entry {
-            version: Version::new(hlc, 3),
-            value: value.map(Into::into),
-        }
+        test_entry(hlc, 3, value)
     }
 
     #[test]
