@@ -46,12 +46,11 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
-def start_node(binary, env=None, **settings):
-    """Starts a MerkleKV node on free ports with MQTT, anti-entropy and the
-    metrics endpoint off; `settings` gives `MERKLE_KV_*` overrides (e.g.
-    STORAGE_PERSISTENCE="false"), `env` any other variables (e.g.
-    TOKIO_WORKER_THREADS). Returns (process, client port) once it answers."""
-    port = free_port()
+def node_env(port, env=None, **settings):
+    """The environment of a MerkleKV node on client port `port` (sync port
+    free, MQTT, anti-entropy and the metrics endpoint off, RUST_LOG=warn);
+    `settings` gives `MERKLE_KV_*` overrides (e.g. STORAGE_PERSISTENCE="false"),
+    `env` any other variables (e.g. TOKIO_WORKER_THREADS)."""
     full_env = dict(os.environ)
     full_env.update({
         "MERKLE_KV_NETWORK_BIND_PORT": str(port),
@@ -63,6 +62,14 @@ def start_node(binary, env=None, **settings):
     })
     full_env.update({f"MERKLE_KV_{k}": str(v) for k, v in settings.items()})
     full_env.update(env or {})
+    return full_env
+
+
+def start_node(binary, env=None, **settings):
+    """Starts a MerkleKV node on free ports with the environment of
+    `node_env`. Returns (process, client port) once it answers."""
+    port = free_port()
+    full_env = node_env(port, env, **settings)
     proc = subprocess.Popen([binary], env=full_env, stdout=subprocess.DEVNULL)
     wait_ping(port)
     return proc, port

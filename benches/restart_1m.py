@@ -32,23 +32,13 @@ import tempfile
 import threading
 import time
 
-from bench_util import free_port
+from bench_util import free_port, node_env
 
 
 def start(binary, data_dir, port, fsync):
-    env = dict(os.environ)
-    env.update({
-        "MERKLE_KV_NETWORK_BIND_PORT": str(port),
-        "MERKLE_KV_NETWORK_SYNC_PORT": str(free_port()),
-        "MERKLE_KV_NETWORK_METRICS_PORT": "0",
-        "MERKLE_KV_MQTT_ENABLED": "false",
-        "MERKLE_KV_ANTI_ENTROPY_ENABLED": "false",
-        "MERKLE_KV_STORAGE_PERSISTENCE": "true",
-        "MERKLE_KV_STORAGE_FSYNC": fsync,
-        "MERKLE_KV_STORAGE_DATA_DIR": data_dir,
-        "RUST_LOG": "info",
-        "NO_COLOR": "1",
-    })
+    env = node_env(port, {"RUST_LOG": "info", "NO_COLOR": "1"},
+                   STORAGE_PERSISTENCE="true", STORAGE_FSYNC=fsync,
+                   STORAGE_DATA_DIR=data_dir)
     started = time.monotonic()
     proc = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -217,16 +217,6 @@ pub fn fold(
     // In stored-key order, each insert's skip-list search walks nodes the
     // previous one just touched (cache-warm) instead of a random path.
     ops.sort_unstable_by(|a, b| a.stored_key().cmp(b.stored_key()));
-    let mut ops = ops.into_iter().peekable();
-    let mut batch = Vec::with_capacity(BATCH_CHANGES);
-    while ops.peek().is_some() {
-        batch.extend(ops.by_ref().take(BATCH_CHANGES));
-        if ops.peek().is_some() {
-            engine
-                .commit(std::mem::take(&mut batch), None, PersistMode::Buffer)
-                .map_err(engine_error)?;
-        }
-    }
     let high_water = match high_water {
         Some(hlc) => {
             let stored = engine
@@ -236,10 +226,22 @@ pub fn fold(
         }
         None => None,
     };
-    if !batch.is_empty() || high_water.is_some() {
-        engine
-            .commit(batch, high_water, PersistMode::Buffer)
-            .map_err(engine_error)?;
+    let mut ops = ops.into_iter();
+    loop {
+        let batch: Vec<LogOp> = ops.by_ref().take(BATCH_CHANGES).collect();
+        if ops.len() > 0 {
+            engine
+                .commit(batch, None, PersistMode::Buffer)
+                .map_err(engine_error)?;
+            continue;
+        }
+        // The last batch carries the high-water mark.
+        if !batch.is_empty() || high_water.is_some() {
+            engine
+                .commit(batch, high_water, PersistMode::Buffer)
+                .map_err(engine_error)?;
+        }
+        break;
     }
     engine.persist(PersistMode::SyncAll).map_err(engine_error)?;
     std::fs::remove_file(&segment.path).map_err(io)?;

@@ -5,7 +5,6 @@
 //! Only the group-commit writer thread writes here, in batches: one journal
 //! append per batch, followed by an `fdatasync` when the policy asks for it.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
@@ -78,14 +77,6 @@ impl LogOp {
             LogOp::Remove { keys } => keys.first().map_or(&[][..], |k| &k[..]),
         }
     }
-
-    /// Approximate bytes held in memory by this change.
-    pub fn bytes(&self) -> usize {
-        match self {
-            LogOp::Put { key, record } => key.len() + record.len() + 64,
-            LogOp::Remove { keys } => keys.iter().map(|k| k.len() + 64).sum(),
-        }
-    }
 }
 
 fn stored_key(key: &[u8]) -> Result<Slice, EncodeError> {
@@ -93,26 +84,9 @@ fn stored_key(key: &[u8]) -> Result<Slice, EncodeError> {
     Ok(concat(&prefix[..used], key))
 }
 
-/// One allocation holding `a ++ b`.
+/// `a ++ b` as a slice.
 fn concat(a: &[u8], b: &[u8]) -> Slice {
-    // Most keys and records are small: assemble them on the stack and copy
-    // once into the slice.
-    const SMALL: usize = 256;
-    let len = a.len() + b.len();
-    if len <= SMALL {
-        let mut buf = [0u8; SMALL];
-        buf[..a.len()].copy_from_slice(a);
-        buf[a.len()..len].copy_from_slice(b);
-        return Slice::new(&buf[..len]);
-    }
-    // Reading from in-memory slices cannot fail; fall back to a plain copy
-    // rather than unwrap if it ever did.
-    Slice::from_reader(&mut a.chain(b), len).unwrap_or_else(|_| {
-        let mut v = Vec::with_capacity(len);
-        v.extend_from_slice(a);
-        v.extend_from_slice(b);
-        Slice::from(&v[..])
-    })
+    Slice::from([a, b].concat())
 }
 
 /// The open engine.

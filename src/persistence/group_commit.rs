@@ -25,9 +25,9 @@ use parking_lot::Mutex;
 use super::checkpoint::Checkpointer;
 use super::engine::{describe, Engine};
 use super::log_format;
-use super::log_segments::LogWriter;
+use super::log_segments::{LogWriter, SyncPlan};
 use super::metrics::StorageMetrics;
-use super::queue::{WriteQueue, STALL_LIMIT};
+use super::queue::{Taken, WriteQueue, STALL_LIMIT};
 use crate::config::FsyncPolicy;
 use crate::server::context::{BoxFuture, Durability};
 
@@ -42,12 +42,23 @@ pub const WRITE_BEHIND: Duration = Duration::from_millis(10);
 /// How long shutdown waits for the engine's memtable to be written out.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
+/// A batch buffer larger than this is not kept for the next batch.
+const REUSE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
 /// The queue's consumer side: appends to the change log.
 #[derive(Debug)]
 pub struct LogSink {
     queue: Arc<WriteQueue>,
-    writer: Mutex<LogWriter>,
+    appender: Mutex<Appender>,
     metrics: StorageMetrics,
+}
+
+/// What one appender at a time holds: the log and a buffer to hand the
+/// queue for the next batch.
+#[derive(Debug)]
+struct Appender {
+    log: LogWriter,
+    reuse: Vec<u8>,
 }
 
 impl LogSink {
@@ -56,14 +67,18 @@ impl LogSink {
     /// (this append's or an earlier one that took `target` with it) every
     /// later write and wait is refused.
     pub fn write_pending(&self, target: u64) -> Result<(), String> {
-        let mut writer = self.writer.lock();
+        let mut appender = self.appender.lock();
         if self.queue.is_written(target) {
             return Ok(());
         }
         if self.queue.has_failed() {
             return Err(self.failure_message());
         }
-        self.append_taken(&mut writer)?;
+        let (taken, _) = self.take(&mut appender);
+        if taken.changes > 0 {
+            self.append(&mut appender, &taken)?;
+            self.complete(&mut appender, taken);
+        }
         if target != u64::MAX && !self.queue.is_written(target) {
             return Err(self.failure_message());
         }
@@ -81,28 +96,41 @@ impl LogSink {
     /// them (`never`: the OS decides; sealed segments are fsynced by the
     /// checkpointer before they are folded).
     fn release_unsynced(&self) {
-        drop(self.writer.lock().sync_plan());
+        drop(self.appender.lock().log.sync_plan());
     }
 
-    fn append_taken(&self, writer: &mut LogWriter) -> Result<(), String> {
-        let (taken, _) = self.queue.take_now();
-        if taken.changes == 0 {
-            return Ok(());
-        }
-        if let Err(e) = writer.append(&taken.frames) {
-            return Err(self.fail("writing the change log", &e.to_string()));
-        }
+    /// Takes everything queued, handing the queue the kept buffer.
+    fn take(&self, appender: &mut Appender) -> (Taken, Option<u64>) {
+        self.queue.take_now(std::mem::take(&mut appender.reuse))
+    }
+
+    /// Appends a taken batch; a failure fails the queue.
+    fn append(&self, appender: &mut Appender, taken: &Taken) -> Result<(), String> {
+        appender
+            .log
+            .append(&taken.frames)
+            .map_err(|e| self.fail("writing the change log", &e.to_string()))?;
         self.metrics.persisted_writes.inc_by(taken.changes);
         self.metrics.batches.inc();
         self.metrics.batch_size.observe(taken.changes as f64);
-        self.queue.mark_written(taken.last_seq);
-        self.queue.recycle(taken.frames);
         Ok(())
     }
 
-    /// fsyncs what was appended, without holding the writer meanwhile.
+    /// Publishes a batch as written and keeps its buffer for the next one.
+    fn complete(&self, appender: &mut Appender, taken: Taken) {
+        self.queue.mark_written(taken.last_seq);
+        if taken.frames.capacity() <= REUSE_LIMIT_BYTES {
+            appender.reuse = taken.frames;
+        }
+    }
+
+    /// fsyncs what was appended, without holding the appender meanwhile.
     fn sync(&self) -> Result<(), String> {
-        let plan = self.writer.lock().sync_plan();
+        let plan = self.appender.lock().log.sync_plan();
+        self.run_sync(plan)
+    }
+
+    fn run_sync(&self, plan: SyncPlan) -> Result<(), String> {
         if plan.is_empty() {
             return Ok(());
         }
@@ -147,7 +175,10 @@ impl GroupCommit {
     ) -> std::io::Result<Self> {
         let sink = Arc::new(LogSink {
             queue: queue.clone(),
-            writer: Mutex::new(writer),
+            appender: Mutex::new(Appender {
+                log: writer,
+                reuse: Vec::new(),
+            }),
             metrics,
         });
         let worker = sink.clone();
@@ -157,24 +188,29 @@ impl GroupCommit {
                 FsyncPolicy::Always => commit_loop(&worker),
                 FsyncPolicy::Everysec | FsyncPolicy::Never => write_behind_loop(&worker, policy),
             })?;
-        let watched = queue;
-        let watchdog = std::thread::Builder::new()
-            .name("merklekv-stall".into())
-            .spawn(move || {
-                // Once a second, answer waits older than STALL_LIMIT with an
-                // error (a disk that stopped responding), until shutdown.
-                while !watched.is_stopping() {
-                    std::thread::park_timeout(Duration::from_secs(1));
-                    watched.expire_stalled_waiters(STALL_LIMIT);
-                }
-            })?;
+        // Only `always` has connections waiting on the queue.
+        let watchdog = match policy {
+            FsyncPolicy::Always => Some(
+                std::thread::Builder::new()
+                    .name("merklekv-stall".into())
+                    .spawn(move || {
+                        // Once a second, answer waits older than STALL_LIMIT
+                        // with an error (a disk that stopped responding).
+                        while !queue.is_stopping() {
+                            std::thread::park_timeout(Duration::from_secs(1));
+                            queue.expire_stalled_waiters(STALL_LIMIT);
+                        }
+                    })?,
+            ),
+            FsyncPolicy::Everysec | FsyncPolicy::Never => None,
+        };
         Ok(Self {
             sink,
             policy,
             engine,
             checkpointer: Some(checkpointer),
             thread: Some(thread),
-            watchdog: Some(watchdog),
+            watchdog,
         })
     }
 
@@ -227,19 +263,17 @@ impl GroupCommit {
     fn finish_log(&self, final_high_water: u64) -> Result<(), String> {
         let sink = &self.sink;
         {
-            let mut writer = sink.writer.lock();
-            if sink.queue.failure().is_none() {
-                sink.append_taken(&mut writer)?;
-                let mut frames = Vec::new();
+            let mut appender = sink.appender.lock();
+            if !sink.queue.has_failed() {
+                let (mut taken, _) = sink.take(&mut appender);
                 log_format::encode_high_water(
-                    &mut frames,
+                    &mut taken.frames,
                     final_high_water.max(sink.queue.max_hlc()),
                 );
-                writer
-                    .append(&frames)
-                    .map_err(|e| sink.fail("writing the change log", &e.to_string()))?;
+                sink.append(&mut appender, &taken)?;
+                sink.complete(&mut appender, taken);
             }
-            writer.close();
+            appender.log.close();
         }
         sink.sync()
     }
@@ -249,31 +283,21 @@ impl GroupCommit {
 fn commit_loop(sink: &LogSink) {
     loop {
         sink.queue.wait_for_work(None);
-        let mut writer = sink.writer.lock();
-        let (taken, stopping) = sink.queue.take_now();
+        let mut appender = sink.appender.lock();
+        let (taken, stopping) = sink.take(&mut appender);
         if taken.changes > 0 {
-            if let Err(e) = writer.append(&taken.frames) {
-                sink.fail("writing the change log", &e.to_string());
+            if sink.append(&mut appender, &taken).is_err() {
                 return;
             }
-            let plan = writer.sync_plan();
-            drop(writer);
-            let started = Instant::now();
-            if let Err(e) = plan.run() {
-                sink.fail("fsyncing the change log", &e.to_string());
+            let plan = appender.log.sync_plan();
+            // Appends wait only for the append, not for the fsync.
+            drop(appender);
+            if sink.run_sync(plan).is_err() {
                 return;
             }
-            sink.metrics.fsyncs.inc();
-            sink.metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64());
-            sink.metrics.persisted_writes.inc_by(taken.changes);
-            sink.metrics.batches.inc();
-            sink.metrics.batch_size.observe(taken.changes as f64);
-            sink.queue.mark_written(taken.last_seq);
-            sink.queue.recycle(taken.frames);
+            sink.complete(&mut sink.appender.lock(), taken);
         }
-        if stopping.is_some() || sink.queue.failure().is_some() {
+        if stopping.is_some() || sink.queue.has_failed() {
             return;
         }
     }
@@ -289,7 +313,7 @@ fn write_behind_loop(sink: &LogSink, policy: FsyncPolicy) {
             _ => None,
         };
         sink.queue.wait_for_work(timeout);
-        if sink.queue.is_stopping() || sink.queue.failure().is_some() {
+        if sink.queue.is_stopping() || sink.queue.has_failed() {
             return;
         }
         // Connections append their own writes before replying; give them

@@ -76,10 +76,13 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         open_elapsed,
     } = opened;
     let total = open_elapsed + report.elapsed + replayed.elapsed;
+    // What the store holds now: the engine's entries with the log replayed.
+    let entries = parts.store.root().count;
+    let keys = parts.store.len();
     tracing::info!(
         data_dir = %dir.display(),
-        entries = report.entries,
-        keys = report.live_keys,
+        entries,
+        keys,
         replayed = replayed.changes,
         open_ms = open_elapsed.as_millis() as u64,
         load_ms = report.elapsed.as_millis() as u64,
@@ -87,8 +90,8 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         fsync = policy.as_str(),
         "recovered {} keys ({} entries incl. tombstones) in {:.3} s (engine open {:.3} s, load and \
          index {:.3} s, change-log replay of {} changes {:.3} s)",
-        report.live_keys,
-        report.entries,
+        keys,
+        entries,
         total.as_secs_f64(),
         open_elapsed.as_secs_f64(),
         report.elapsed.as_secs_f64(),
@@ -98,7 +101,7 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
 
     let metrics = StorageMetrics::default();
     metrics.recovery_seconds.set(total.as_secs_f64());
-    metrics.recovered_entries.set(report.entries as i64);
+    metrics.recovered_entries.set(entries as i64);
     metrics.replayed_changes.set(replayed.changes as i64);
     metrics.unclean_start.set(i64::from(unclean));
     let engine = Arc::new(engine);
@@ -210,10 +213,8 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     let started = Instant::now();
     let engine = contain_panic(&dir, || Engine::open(&dir))?;
     let open_elapsed = started.elapsed();
-    let mut report = contain_panic(&dir, || recovery::recover(&engine, store))?;
+    let report = contain_panic(&dir, || recovery::recover(&engine, store))?;
     let replayed = replay::replay(&dir.join(LOG_DIR), store)?;
-    report.entries = store.root().count;
-    report.live_keys = store.len();
     let marker = clean::read(&dir)?;
     let unclean = (existed || !replayed.segments.is_empty()) && marker.is_none();
     match marker {

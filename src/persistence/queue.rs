@@ -30,8 +30,6 @@ pub const QUEUE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// confirmed, before giving up with an error.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 const SPACE_POLL: Duration = Duration::from_millis(100);
-/// A taken buffer larger than this is not kept for reuse.
-const SPARE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
 /// A batch taken off the queue.
 #[derive(Debug, Default)]
@@ -48,11 +46,8 @@ pub struct Taken {
 struct State {
     frames: Vec<u8>,
     changes: u64,
-    /// An emptied buffer kept for the next batch.
-    spare: Vec<u8>,
     /// `Some(final high-water mark)` once shutdown began.
     stopping: Option<u64>,
-    failure: Option<Arc<str>>,
 }
 
 type Reply = oneshot::Sender<Result<(), Arc<str>>>;
@@ -96,8 +91,10 @@ impl WriteQueue {
         let mut state = self.state.lock();
         let mut waited = Duration::ZERO;
         loop {
-            if let Some(failure) = &state.failure {
-                return Err(StoreError::Persistence(failure.to_string()));
+            if self.has_failed() {
+                return Err(StoreError::Persistence(
+                    self.failure().map_or_else(String::new, |f| f.to_string()),
+                ));
             }
             if state.stopping.is_some() {
                 return Err(StoreError::Persistence(
@@ -131,13 +128,6 @@ impl WriteQueue {
     }
 
     /// Waits until there is work, shutdown was requested, or `timeout`
-    /// passed (`None`: no timeout), then takes everything queued.
-    pub fn take(&self, timeout: Option<Duration>) -> (Taken, Option<u64>) {
-        self.wait_for_work(timeout);
-        self.take_now()
-    }
-
-    /// Waits until there is work, shutdown was requested, or `timeout`
     /// passed (`None`: no timeout).
     pub fn wait_for_work(&self, timeout: Option<Duration>) {
         let mut state = self.state.lock();
@@ -151,12 +141,13 @@ impl WriteQueue {
         }
     }
 
-    /// Takes everything queued, without waiting.
-    pub fn take_now(&self) -> (Taken, Option<u64>) {
+    /// Takes everything queued, without waiting. `reuse` (an emptied
+    /// buffer of an earlier batch, or a new one) becomes the queue's buffer.
+    pub fn take_now(&self, mut reuse: Vec<u8>) -> (Taken, Option<u64>) {
+        reuse.clear();
         let mut state = self.state.lock();
-        let spare = std::mem::take(&mut state.spare);
         let taken = Taken {
-            frames: std::mem::replace(&mut state.frames, spare),
+            frames: std::mem::replace(&mut state.frames, reuse),
             changes: std::mem::take(&mut state.changes),
             last_seq: self.assigned.load(Ordering::Acquire),
         };
@@ -166,18 +157,6 @@ impl WriteQueue {
             self.space.notify_all();
         }
         (taken, stopping)
-    }
-
-    /// Hands a written batch's buffer back for reuse.
-    pub fn recycle(&self, mut frames: Vec<u8>) {
-        if frames.capacity() > SPARE_LIMIT_BYTES {
-            return;
-        }
-        frames.clear();
-        let mut state = self.state.lock();
-        if state.spare.capacity() < frames.capacity() {
-            state.spare = frames;
-        }
     }
 
     /// Whether every change up to `seq` is written.
@@ -267,14 +246,14 @@ impl WriteQueue {
     /// and every connection still waiting is answered with it.
     pub fn fail(&self, message: String) {
         let message: Arc<str> = message.into();
-        self.state.lock().failure = Some(message.clone());
-        self.space.notify_all();
         let waiting = {
             let mut waiters = self.waiters.lock();
             waiters.failure = Some(message.clone());
             self.failed.store(true, Ordering::Release);
             std::mem::take(&mut waiters.by_target)
         };
+        // Writers waiting for space see the failure when they wake.
+        self.space.notify_all();
         for reply in waiting.into_values().flat_map(|(_, replies)| replies) {
             let _ = reply.send(Err(message.clone()));
         }
@@ -364,7 +343,7 @@ mod tests {
         q.record(b"a", &entry(5)).expect("record");
         q.record(b"b", &entry(9)).expect("record");
         let wait = q.wait_written();
-        let (taken, stopping) = q.take(Some(Duration::ZERO));
+        let (taken, stopping) = q.take_now(Vec::new());
         assert_eq!(taken.changes, 2);
         assert_eq!(log_format::Frames::new(&taken.frames).count(), 2);
         assert_eq!(taken.last_seq, 2);
@@ -415,7 +394,7 @@ mod tests {
         let q = WriteQueue::default();
         q.forget(b"x").expect("forget");
         q.stop(42);
-        let (taken, stopping) = q.take(None);
+        let (taken, stopping) = q.take_now(Vec::new());
         assert_eq!(stopping, Some(42));
         let records: Vec<_> = log_format::Frames::new(&taken.frames).collect();
         assert_eq!(

@@ -486,19 +486,27 @@ impl Store {
                 let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
             }
             None => {
-                let Some(slot) = shard.remove(key) else {
-                    return;
-                };
-                if self.merkle_index {
-                    self.index.remove(loc.leaf, slot.digest);
-                }
-                self.memory_used
-                    .fetch_sub(cost(key, slot.entry.value.as_deref()), Ordering::Relaxed);
-                if !slot.entry.is_tombstone() {
-                    self.live_keys.fetch_sub(1, Ordering::Relaxed);
-                }
+                self.remove_slot(&mut shard, loc.leaf, key);
             }
         }
+    }
+
+    /// Drops `key`'s entry entirely (index, memory and live-key accounts
+    /// included); returns whether there was one. The caller holds the
+    /// shard lock.
+    fn remove_slot(&self, shard: &mut Map, leaf: u64, key: &[u8]) -> bool {
+        let Some(slot) = shard.remove(key) else {
+            return false;
+        };
+        if self.merkle_index {
+            self.index.remove(leaf, slot.digest);
+        }
+        self.memory_used
+            .fetch_sub(cost(key, slot.entry.value.as_deref()), Ordering::Relaxed);
+        if !slot.entry.is_tombstone() {
+            self.live_keys.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
     }
 
     /// Removes tombstones whose version is older than `grace_ms` before
@@ -519,13 +527,7 @@ impl Store {
                 if let Some(log) = &log {
                     log.forget(&key)?;
                 }
-                if let Some(slot) = map.remove(&key) {
-                    if self.merkle_index {
-                        self.index
-                            .remove(shape.leaf_of(key_hash(&key)), slot.digest);
-                    }
-                    self.memory_used
-                        .fetch_sub(cost(&key, None), Ordering::Relaxed);
+                if self.remove_slot(&mut map, shape.leaf_of(key_hash(&key)), &key) {
                     removed += 1;
                 }
             }
