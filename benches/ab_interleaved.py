@@ -3,7 +3,7 @@
 side by side, many short rounds, medians of per-round ratios to Redis.
 
 Each variant is LABEL=BINARY[,VAR=VALUE...] (extra environment for that
-node, e.g. TOKIO_WORKER_THREADS=1 or MERKLE_KV_STORAGE_PERSISTENCE=true);
+node, e.g. MERKLE_KV_NETWORK_WORKER_THREADS=2 or MERKLE_KV_STORAGE_PERSISTENCE=true);
 every node runs with MQTT, anti-entropy and (unless overridden) persistence
 off, data in a fresh temporary directory. After a 100,000-key load, each
 round drives every server once per test, in a shuffled order, with
@@ -16,13 +16,15 @@ figures by tens of percent within minutes.
 
     cargo build --release
     python3 benches/ab_interleaved.py --bin ours=target/release/merklekv \\
-        --bin one_worker=target/release/merklekv,TOKIO_WORKER_THREADS=1 --rounds 10
+        --bin two_workers=target/release/merklekv,MERKLE_KV_NETWORK_WORKER_THREADS=2 --rounds 10
 """
 
 import argparse
+import csv
+import io
 import os
 import random
-import re
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -41,15 +43,22 @@ def start_variant(spec, data_root):
     return label, port, proc
 
 
+def children_cpu():
+    """User + system CPU seconds of every finished child process so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def bench(port, test, a):
+    """One redis-benchmark run; returns (ops/s, p99 ms)."""
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(a.c), "-P", str(a.P),
-         "-n", str(a.n), "-r", "100000", "-d", "100", "-q"],
+         "-n", str(a.n), "-r", "100000", "-d", "100", "--csv"],
         capture_output=True, text=True, timeout=300).stdout
-    rates = re.findall(r"([\d.]+) requests per second", out)
-    if not rates:
+    rows = list(csv.DictReader(io.StringIO(out)))
+    if not rows:
         raise RuntimeError(f"no figure from redis-benchmark on port {port}: {out!r}")
-    return float(rates[-1])
+    return float(rows[-1]["rps"]), float(rows[-1]["p99_latency_ms"])
 
 
 def main():
@@ -74,21 +83,30 @@ def main():
                 subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "100000",
                                 "-r", "100000", "-d", "100", "-q"], capture_output=True, timeout=300)
             rate = {(s[0], t): [] for s in servers for t in tests}
+            p99 = {(s[0], t): [] for s in servers for t in tests}
+            client = {(s[0], t): [] for s in servers for t in tests}
             cpu = {(s[0], t): [] for s in servers for t in tests}
             for _ in range(a.rounds):
                 for t in tests:
                     for label, port, proc in random.sample(servers, len(servers)):
                         before = cpu_seconds(proc.pid)
-                        rate[(label, t)].append(bench(port, t, a))
+                        client_before = children_cpu()
+                        ops, tail = bench(port, t, a)
+                        client[(label, t)].append((children_cpu() - client_before) / a.n * 1e6)
+                        rate[(label, t)].append(ops)
+                        p99[(label, t)].append(tail)
                         cpu[(label, t)].append((cpu_seconds(proc.pid) - before) / a.n * 1e6)
             for t in tests:
                 print(f"{t}, -c {a.c} -P {a.P}, {a.rounds} rounds of {a.n} requests")
-                print("| server | median ops/s | median ratio to Redis (per round) | server CPU µs / request (median) |")
-                print("|---|---:|---:|---:|")
+                print("| server | median ops/s | median ratio to Redis (per round) | median p99 ms "
+                      "| server CPU µs / request (median) | redis-benchmark CPU µs / request (median) |")
+                print("|---|---:|---:|---:|---:|---:|")
                 for label, _, _ in servers:
                     ratios = [x / y for x, y in zip(rate[(label, t)], rate[("redis", t)])]
                     print(f"| {label} | {statistics.median(rate[(label, t)]):,.0f} | "
-                          f"{statistics.median(ratios):.3f} | {statistics.median(cpu[(label, t)]):.2f} |")
+                          f"{statistics.median(ratios):.3f} | {statistics.median(p99[(label, t)]):.3f} | "
+                          f"{statistics.median(cpu[(label, t)]):.2f} | "
+                          f"{statistics.median(client[(label, t)]):.2f} |")
         finally:
             for _, _, proc in servers:
                 proc.kill()

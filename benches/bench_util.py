@@ -50,7 +50,7 @@ def node_env(port, env=None, **settings):
     """The environment of a MerkleKV node on client port `port` (sync port
     free, MQTT, anti-entropy and the metrics endpoint off, RUST_LOG=warn);
     `settings` gives `MERKLE_KV_*` overrides (e.g. STORAGE_PERSISTENCE="false"),
-    `env` any other variables (e.g. TOKIO_WORKER_THREADS)."""
+    `env` any other variables (e.g. RUST_LOG)."""
     full_env = dict(os.environ)
     full_env.update({
         "MERKLE_KV_NETWORK_BIND_PORT": str(port),
@@ -65,11 +65,18 @@ def node_env(port, env=None, **settings):
     return full_env
 
 
-def start_node(binary, env=None, **settings):
+def pinned(cpus, argv):
+    """`argv` run under `taskset -c cpus` (e.g. "1"), or unchanged when
+    `cpus` is None."""
+    return (["taskset", "-c", cpus] if cpus else []) + list(argv)
+
+
+def start_node(binary, env=None, cpus=None, **settings):
     """Starts a MerkleKV node on free ports with the environment of
-    `node_env`. Returns (process, client port) once it answers."""
+    `node_env`, confined to the CPU list `cpus` if given (taskset syntax).
+    Returns (process, client port) once it answers."""
     port = free_port()
     full_env = node_env(port, env, **settings)
-    proc = subprocess.Popen([binary], env=full_env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(pinned(cpus, [binary]), env=full_env, stdout=subprocess.DEVNULL)
     wait_ping(port)
     return proc, port

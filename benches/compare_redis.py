@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from bench_util import free_port, rss_bytes, start_node, wait_ping
+from bench_util import free_port, pinned, rss_bytes, start_node, wait_ping
 
 SETTINGS = [
     # (label, clients, pipeline, requests per test)
@@ -45,13 +45,13 @@ SETTINGS = [
 class Servers:
     """One redis-server and one MerkleKV node, killed on exit."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, cpus=None):
         self.redis_port = free_port()
         self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            pinned(cpus, ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--loglevel", "warning"]),
             stdout=subprocess.DEVNULL)
-        self.ours, self.ours_port = start_node(binary, STORAGE_PERSISTENCE="false")
+        self.ours, self.ours_port = start_node(binary, cpus=cpus, STORAGE_PERSISTENCE="false")
         wait_ping(self.redis_port)
 
     def ports(self):
@@ -70,10 +70,11 @@ class Servers:
                 p.kill()
 
 
-def redis_benchmark(port, clients, pipeline, requests):
+def redis_benchmark(port, clients, pipeline, requests, cpus=None):
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
-         "-r", "100000", "-d", "100", "-c", str(clients), "-P", str(pipeline), "--csv"],
+        pinned(cpus, ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
+                      "-r", "100000", "-d", "100", "-c", str(clients), "-P", str(pipeline),
+                      "--csv"]),
         capture_output=True, text=True, timeout=600, check=True).stdout
     rows = {}
     for row in csv.DictReader(io.StringIO(out)):
@@ -85,12 +86,12 @@ def redis_benchmark(port, clients, pipeline, requests):
     return rows
 
 
-def merklekv_bench(binary, port, protocol, workload, clients, pipeline, requests):
+def merklekv_bench(binary, port, protocol, workload, clients, pipeline, requests, cpus=None):
     out = subprocess.run(
-        [binary, "bench", "--port", str(port), "--protocol", protocol,
+        pinned(cpus, [binary, "bench", "--port", str(port), "--protocol", protocol,
          "--workload", workload, "--clients", str(clients), "--pipeline", str(pipeline),
          "--requests", str(requests), "--keyspace", "100000", "--value-size", "100",
-         "--json", "--quiet"],
+         "--json", "--quiet"]),
         capture_output=True, text=True, timeout=600, check=True).stdout
     r = json.loads(out)
     if r["errors"]:
@@ -149,10 +150,14 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every request count (e.g. 0.1 for a quick run)")
     ap.add_argument("--out", default="target/compare_redis.json")
+    ap.add_argument("--server-cpus", default=None,
+                    help="taskset CPU list for both servers (e.g. 1); default: unpinned")
+    ap.add_argument("--client-cpus", default=None,
+                    help="taskset CPU list for the load generators (e.g. 0); default: unpinned")
     args = ap.parse_args()
 
     raw = {"redis-benchmark": {}, "merklekv bench": {}, "memory": None}
-    servers = Servers(args.binary)
+    servers = Servers(args.binary, args.server_cpus)
     try:
         ports = servers.ports()
         for rnd in range(args.rounds):
@@ -161,7 +166,7 @@ def main():
             for label, c, p, n in SETTINGS:
                 n = max(1000, int(n * args.scale))
                 for server in order:
-                    rows = redis_benchmark(ports[server], c, p, n)
+                    rows = redis_benchmark(ports[server], c, p, n, args.client_cpus)
                     for test, fig in rows.items():
                         raw["redis-benchmark"].setdefault(f"{label}|{test}|{server}", []).append(fig)
                     print(f"round {rnd + 1} redis-benchmark {label} {server}: "
@@ -169,7 +174,8 @@ def main():
                           file=sys.stderr)
                 for workload in ("set", "get"):
                     for server, proto in [("merklekv", "text"), ("merklekv", "resp"), ("redis", "resp")]:
-                        fig = merklekv_bench(args.binary, ports[server], proto, workload, c, p, n)
+                        fig = merklekv_bench(args.binary, ports[server], proto, workload, c, p, n,
+                                             args.client_cpus)
                         raw["merklekv bench"].setdefault(
                             f"{label}|{workload.upper()}|{server}|{proto}", []).append(fig)
                         print(f"round {rnd + 1} merklekv bench {label} {workload} {server}/{proto}: "

@@ -27,24 +27,20 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("merklekv: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command {
-        Some(Cmd::Bench(args)) => match runtime.block_on(merklekv::bench::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("merklekv bench: {e:#}");
-                ExitCode::FAILURE
+        Some(Cmd::Bench(args)) => {
+            // The load generator uses every CPU it may.
+            let Some(runtime) = runtime(None) else {
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(merklekv::bench::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("merklekv bench: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         None => {
             let loaded = match Config::load(cli.config.as_deref()) {
                 Ok(l) => l,
@@ -60,6 +56,9 @@ fn main() -> ExitCode {
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
+            let Some(runtime) = runtime(Some(loaded.config.worker_threads())) else {
+                return ExitCode::FAILURE;
+            };
             match runtime.block_on(merklekv::node::run(loaded.config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -68,6 +67,23 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// A multi-thread runtime with `workers` worker threads (tokio's default,
+/// one per CPU, when `None`); `None` after reporting why it cannot start.
+fn runtime(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    match builder.build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("merklekv: cannot start the runtime: {e}");
+            None
         }
     }
 }

@@ -175,6 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         client = %client_addr,
         sync = %ctx.facts.sync_addr,
         data_dir = %ctx.facts.data_dir,
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "node ready"
     );
     // A machine-readable line for scripts and tests.

@@ -200,6 +200,7 @@ fn info_has_its_fixed_line_set() {
         "replication",
         "hlc",
         "clock_skew_rejections",
+        "worker_threads",
     ];
     c.send(b"INFO\r\n");
     assert_eq!(c.line(), "INFO\r\n");
@@ -228,6 +229,21 @@ fn info_has_its_fixed_line_set() {
     assert_eq!(fields["merkle_root"].len(), 64);
     assert_eq!(fields["client_addr"], format!("127.0.0.1:{}", node.port));
     assert_eq!(fields["connected_clients"], "1");
+    // The default: one worker per CPU this process may use, minus one.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        fields["worker_threads"],
+        merklekv::config::default_worker_threads(cpus).to_string()
+    );
+}
+
+#[test]
+fn network_worker_threads_sets_the_runtime_size() {
+    let node = NodeProcess::start(NodeSpec::new("t1").env("MERKLE_KV_NETWORK_WORKER_THREADS", 3));
+    let mut c = node.client();
+    assert_eq!(c.info_field("worker_threads"), "3");
+    expect(&mut c, "SET k v", "OK\r\n");
+    expect(&mut c, "GET k", "VALUE v\r\n");
 }
 
 #[test]

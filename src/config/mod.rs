@@ -73,6 +73,10 @@ pub struct NetworkConfig {
     pub idle_timeout_seconds: u64,
     /// Seed key, accepted for compatibility; has no effect (default 30).
     pub connection_timeout: u64,
+    /// Threads that serve client connections, gRPC and replication (the
+    /// async runtime's workers); 0 (default) means one per CPU this process
+    /// may use, minus one, and at least one. See [`Config::worker_threads`].
+    pub worker_threads: usize,
 }
 
 /// `[mqtt]`: replication through an MQTT broker.
@@ -373,6 +377,7 @@ impl Default for NetworkConfig {
             max_line_bytes: 1 << 20,
             idle_timeout_seconds: 0,
             connection_timeout: 30,
+            worker_threads: 0,
         }
     }
 }
@@ -505,6 +510,22 @@ impl Config {
         validate::parse_broker(&self.mqtt.broker_address).ok()
     }
 
+    /// The number of runtime worker threads to start: `network.worker_threads`
+    /// if set, else one per CPU available to this process (its affinity mask
+    /// and cgroup quota, as `taskset` or a container limit set them) minus
+    /// one, and at least one. The CPU left over serves the kernel's network
+    /// stack, the node's own threads (log write-behind, fsync, checkpoints)
+    /// and whatever shares the machine: on the 2-core machine of
+    /// `docs/benchmarks.md` one worker beat two on every measured workload.
+    pub fn worker_threads(&self) -> usize {
+        match self.network.worker_threads {
+            0 => default_worker_threads(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+            n => n,
+        }
+    }
+
     /// `bind_address:bind_port`, the client listener (IPv6 in brackets).
     pub fn client_listen_addr(&self) -> String {
         join_host_port(&self.network.bind_address, self.network.bind_port)
@@ -544,4 +565,10 @@ fn join_host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// The default worker count for a process that may use `cpus` CPUs: all but
+/// one, and at least one.
+pub fn default_worker_threads(cpus: usize) -> usize {
+    cpus.saturating_sub(1).max(1)
 }

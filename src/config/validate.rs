@@ -12,6 +12,8 @@ const ENGINES: &[&str] = &["fjall", "rwlock", "kv", "sled"];
 const MQTT_MAX_PACKET: usize = 268_435_455;
 /// Merkle trees have at most this many leaves (2^24).
 const MAX_LEAVES_LOG2: u32 = 24;
+/// `network.worker_threads` above this is a typo, not a machine.
+const MAX_WORKER_THREADS: usize = 1024;
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
@@ -126,6 +128,16 @@ fn validate_network(c: &Config) -> Result<(), ConfigError> {
             format!(
                 "{} is too short; use 0 (never close idle connections) or at least 60",
                 n.idle_timeout_seconds
+            )
+        },
+    )?;
+    check(
+        n.worker_threads <= MAX_WORKER_THREADS,
+        "network.worker_threads",
+        || {
+            format!(
+                "{} is above the maximum of {MAX_WORKER_THREADS}; use 0 for one per CPU minus one",
+                n.worker_threads
             )
         },
     )

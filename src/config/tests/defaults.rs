@@ -20,6 +20,7 @@ fn defaults_with_no_file_and_no_env() {
     assert_eq!(c.network.max_line_bytes, 1_048_576);
     assert_eq!(c.network.idle_timeout_seconds, 0);
     assert_eq!(c.network.connection_timeout, 30);
+    assert_eq!(c.network.worker_threads, 0);
     assert_eq!(c.mqtt.enabled, None);
     assert_eq!(c.mqtt.broker_address, "");
     assert_eq!(c.mqtt.topic_prefix, "merkle_kv");
@@ -124,7 +125,7 @@ fn schema_lists_every_key_including_optional_ones() {
     ] {
         assert!(s.keys.contains_key(key), "{key} missing");
     }
-    assert_eq!(s.keys.len(), 2 + 9 + 11 + 9 + 9 + 3);
+    assert_eq!(s.keys.len(), 2 + 10 + 11 + 9 + 9 + 3);
     // Every key (and the alias) has its own environment variable name.
     assert_eq!(s.env_names.len(), s.keys.len() + 1);
     assert_eq!(
@@ -178,4 +179,20 @@ fn debug_output_redacts_the_mqtt_password() {
         "{shown}"
     );
     assert!(shown.contains("max_packet_bytes: 4194304"), "{shown}");
+}
+
+#[test]
+fn worker_threads_default_leaves_one_cpu_and_keeps_one_worker() {
+    assert_eq!(default_worker_threads(0), 1);
+    assert_eq!(default_worker_threads(1), 1);
+    assert_eq!(default_worker_threads(2), 1);
+    assert_eq!(default_worker_threads(8), 7);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        Config::default().worker_threads(),
+        default_worker_threads(cpus)
+    );
+    let mut c = Config::default();
+    c.network.worker_threads = 5;
+    assert_eq!(c.worker_threads(), 5);
 }

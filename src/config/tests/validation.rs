@@ -54,6 +54,9 @@ fn each_validation_rule_rejects_and_names_the_key() {
         ("network.idle_timeout_seconds", |c| {
             c.network.idle_timeout_seconds = 59
         }),
+        ("network.worker_threads", |c| {
+            c.network.worker_threads = 1025
+        }),
         ("mqtt.broker_address", |c| {
             c.mqtt.broker_address = "localhost".into()
         }),
@@ -161,6 +164,8 @@ fn each_validation_rule_rejects_and_names_the_key() {
 #[test]
 fn validation_accepts_boundary_values() {
     valid_after(|c| c.network.idle_timeout_seconds = 60);
+    valid_after(|c| c.network.worker_threads = 1024);
+    valid_after(|c| c.network.worker_threads = 1);
     valid_after(|c| c.network.max_line_bytes = 1024);
     valid_after(|c| c.network.metrics_port = 0);
     valid_after(|c| c.network.bind_port = 65_535);
