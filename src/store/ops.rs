@@ -172,7 +172,7 @@ fn apply_recording(
                 let live: Vec<Box<[u8]>> = shard
                     .iter()
                     .filter(|(_, s)| !s.entry.is_tombstone())
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| Box::from(k.as_slice()))
                     .collect();
                 for key in live {
                     let loc = store.locate(&key);

@@ -458,3 +458,30 @@ fn each_client_write_changes_exactly_depth_plus_one_tree_nodes() {
         },
     );
 }
+
+#[test]
+fn short_keys_are_stored_inline_and_long_ones_round_trip() {
+    // 32 bytes in the bucket (smallvec's `union` feature): 24 inline.
+    assert_eq!(std::mem::size_of::<StoredKey>(), 32);
+    assert!(!StoredKey::from_slice(&[b'k'; INLINE_KEY_BYTES]).spilled());
+    assert!(StoredKey::from_slice(&[b'k'; INLINE_KEY_BYTES + 1]).spilled());
+
+    let store = store("n1");
+    let short = "key:000000012345".to_string();
+    let long = "x".repeat(300);
+    let edge = "e".repeat(INLINE_KEY_BYTES);
+    for key in [&short, &long, &edge] {
+        set(&store, key, "v1");
+        set(&store, key, "v2");
+        assert_eq!(store.get(key.as_bytes()).as_deref(), Some(&b"v2"[..]));
+    }
+    assert_eq!(store.len(), 3);
+    let mut listed = store.scan(b"");
+    listed.sort();
+    let mut expected: Vec<Box<[u8]>> = [&edge, &short, &long]
+        .iter()
+        .map(|k| Box::from(k.as_bytes()))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
