@@ -516,7 +516,8 @@ impl Config {
     /// one, and at least one. The CPU left over serves the kernel's network
     /// stack, the node's own threads (log write-behind, fsync, checkpoints)
     /// and whatever shares the machine: on the 2-core machine of
-    /// `docs/benchmarks.md` one worker beat two on every measured workload.
+    /// `docs/benchmarks.md` one worker matched or beat two on every workload
+    /// measured except pipelined SETs, where runs split.
     pub fn worker_threads(&self) -> usize {
         match self.network.worker_threads {
             0 => default_worker_threads(
