@@ -89,9 +89,9 @@ def redis_benchmark(port, clients, pipeline, requests, cpus=None):
 def merklekv_bench(binary, port, protocol, workload, clients, pipeline, requests, cpus=None):
     out = subprocess.run(
         pinned(cpus, [binary, "bench", "--port", str(port), "--protocol", protocol,
-         "--workload", workload, "--clients", str(clients), "--pipeline", str(pipeline),
-         "--requests", str(requests), "--keyspace", "100000", "--value-size", "100",
-         "--json", "--quiet"]),
+                      "--workload", workload, "--clients", str(clients),
+                      "--pipeline", str(pipeline), "--requests", str(requests),
+                      "--keyspace", "100000", "--value-size", "100", "--json", "--quiet"]),
         capture_output=True, text=True, timeout=600, check=True).stdout
     r = json.loads(out)
     if r["errors"]:

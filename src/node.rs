@@ -132,6 +132,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             client_addr: client_addr.to_string(),
             sync_addr: "disabled".into(),
             data_dir: "in-memory".into(),
+            worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         },
         config,
         store,
@@ -175,7 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         client = %client_addr,
         sync = %ctx.facts.sync_addr,
         data_dir = %ctx.facts.data_dir,
-        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        worker_threads = ctx.facts.worker_threads,
         "node ready"
     );
     // A machine-readable line for scripts and tests.

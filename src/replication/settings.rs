@@ -245,6 +245,7 @@ mod tests {
             client_addr: "127.0.0.1:7001".into(),
             sync_addr: "disabled".into(),
             data_dir: "x".into(),
+            worker_threads: 1,
         }
     }
 

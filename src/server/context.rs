@@ -80,6 +80,9 @@ pub struct NodeFacts {
     pub sync_addr: String,
     /// Data directory (or "in-memory").
     pub data_dir: String,
+    /// Worker threads of the runtime the node runs on (read from the
+    /// runtime itself, so it is the count in use, not the configured one).
+    pub worker_threads: usize,
 }
 
 /// Shared by every connection.

@@ -447,10 +447,7 @@ fn info_lines(ctx: &ServerContext) -> Vec<String> {
         format!("replication:{replication}"),
         format!("hlc:{}", store.clock().peek()),
         format!("clock_skew_rejections:{}", store.clock().skew_rejections()),
-        format!(
-            "worker_threads:{}",
-            tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers())
-        ),
+        format!("worker_threads:{}", ctx.facts.worker_threads),
     ]
 }
 
