@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How much the server disturbs the load generator: redis-benchmark's own
-CPU time and context switches per request, against redis-server and a
-MerkleKV node, side by side.
+CPU time, system calls and context switches per request, against
+redis-server and a MerkleKV node, side by side, and the same counts for
+each server (perf attached to its pid while the run lasts).
 
 Starts both servers on free loopback ports (MerkleKV with MQTT, anti-entropy
 and persistence off), loads 100,000 keys into each, then for each round and
@@ -11,9 +12,11 @@ server runs
         syscalls:sys_enter_epoll_wait \\
         redis-benchmark -p PORT -t set|get -n N -r 100000 -d 100 -c 50 -P 1 --csv
 
-and prints one line per run: ops/s, the server's CPU µs per request (from
+and prints two lines per run: ops/s, the server's CPU µs per request (from
 /proc), redis-benchmark's task-clock µs, epoll_wait calls and context
-switches per request. Needs `perf` (Debian's linux-perf; software events
+switches per request; then each side's socket system calls (read/recvfrom,
+write/sendto/writev) and epoll_waits per request. Ends with the median
+ours/Redis ops/s ratio per test over the rounds. Needs `perf` (Debian's linux-perf; software events
 and syscall tracepoints are enough). Every run is bounded by N.
 
     cargo build --release
@@ -22,11 +25,15 @@ and syscall tracepoints are enough). Every run is bounded by N.
 """
 
 import argparse
+import statistics
 import subprocess
+import time
 
 from bench_util import cpu_seconds, free_port, pinned, start_node, wait_ping
 
 EVENTS = "context-switches,cpu-migrations,task-clock,syscalls:sys_enter_epoll_wait"
+SYSCALLS = ["read", "recvfrom", "write", "sendto", "writev", "epoll_wait"]
+SYSCALL_EVENTS = ",".join(f"syscalls:sys_enter_{c}" for c in SYSCALLS)
 
 
 def perf_counts(stderr):
@@ -40,6 +47,12 @@ def perf_counts(stderr):
             except ValueError:
                 pass  # "<not counted>" / "<not supported>"
     return counts
+
+
+def per_request(counts, n):
+    """The non-zero socket system calls and epoll_waits of `counts`, per request."""
+    return " ".join(f"{c} {counts[f'sys_enter_{c}'] / n:.3f}" for c in SYSCALLS
+                    if counts.get(f"sys_enter_{c}", 0) > 0)
 
 
 def main():
@@ -62,6 +75,7 @@ def main():
                                  STORAGE_PERSISTENCE="false")
     wait_ping(redis_port)
     servers = [("redis", redis_port, redis), ("merklekv", ours_port, ours)]
+    ops_by = {}
     try:
         for _, port, _ in servers:
             subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "100000",
@@ -69,14 +83,21 @@ def main():
         for rnd in range(a.rounds):
             for name, port, proc in servers:
                 for test in ("set", "get"):
+                    server_perf = subprocess.Popen(
+                        ["perf", "stat", "-x,", "-e", f"context-switches,{SYSCALL_EVENTS}",
+                         "-p", str(proc.pid)],
+                        stderr=subprocess.PIPE, text=True)
+                    time.sleep(0.3)  # let perf attach before the load starts
                     before = cpu_seconds(proc.pid)
                     run = subprocess.run(
-                        ["perf", "stat", "-x,", "-e", EVENTS]
+                        ["perf", "stat", "-x,", "-e", f"{EVENTS},{SYSCALL_EVENTS}"]
                         + pinned(a.client_cpus, [
                             "redis-benchmark", "-p", str(port), "-t", test, "-n", str(a.n),
                             "-r", "100000", "-d", "100", "-c", "50", "-P", "1", "--csv"]),
                         capture_output=True, text=True, timeout=600, check=True)
                     server_us = (cpu_seconds(proc.pid) - before) / a.n * 1e6
+                    server_perf.send_signal(2)  # SIGINT: perf prints and exits
+                    sc = perf_counts(server_perf.communicate(timeout=30)[1])
                     ops = float(run.stdout.strip().splitlines()[-1].split(",")[1].strip('"'))
                     c = perf_counts(run.stderr)
                     print(f"round {rnd + 1} {name:8} {test}: {ops:9,.0f} ops/s, "
@@ -85,6 +106,14 @@ def main():
                           f"epoll_wait {c.get('sys_enter_epoll_wait', 0) / a.n:.3f}/req, "
                           f"switches {c.get('context-switches', 0) / a.n:.3f}/req, "
                           f"migrations {c.get('cpu-migrations', 0):.0f}", flush=True)
+                    print(f"    syscalls/req  client: {per_request(c, a.n)}\n"
+                          f"    syscalls/req  server: {per_request(sc, a.n)}, "
+                          f"switches {sc.get('context-switches', 0) / a.n:.3f}", flush=True)
+                    ops_by.setdefault((name, test), []).append(ops)
+        for test in ("set", "get"):
+            ratios = [o / r for o, r in zip(ops_by[("merklekv", test)], ops_by[("redis", test)])]
+            print(f"{test}: ours/Redis ops/s per round "
+                  f"{' '.join(f'{x:.2f}' for x in ratios)}, median {statistics.median(ratios):.2f}")
     finally:
         for _, _, proc in servers:
             proc.kill()
