@@ -10,7 +10,8 @@ round drives every server once per test, in a shuffled order, with
 
     redis-benchmark -p PORT -t TEST -c C -P P -n N -r 100000 -d 100
 
-and reads each server's CPU time from /proc. Short rounds interleaved this
+(plus `--threads T` with --threads T) and reads each server's CPU time
+from /proc. Short rounds interleaved this
 way cancel most of the drift of a shared machine, which moves absolute
 figures by tens of percent within minutes.
 
@@ -53,7 +54,8 @@ def bench(port, test, a):
     """One redis-benchmark run; returns (ops/s, p99 ms)."""
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(a.c), "-P", str(a.P),
-         "-n", str(a.n), "-r", "100000", "-d", "100", "--csv"],
+         "-n", str(a.n), "-r", "100000", "-d", "100", "--csv"]
+        + (["--threads", str(a.threads)] if a.threads else []),
         capture_output=True, text=True, timeout=300).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     if not rows:
@@ -69,6 +71,8 @@ def main():
     ap.add_argument("-n", type=int, default=100_000)
     ap.add_argument("-c", type=int, default=50)
     ap.add_argument("-P", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="redis-benchmark --threads (0: its default, one thread)")
     a = ap.parse_args()
     tests = a.tests.split(",")
     with tempfile.TemporaryDirectory() as data_root:
@@ -97,7 +101,8 @@ def main():
                         p99[(label, t)].append(tail)
                         cpu[(label, t)].append((cpu_seconds(proc.pid) - before) / a.n * 1e6)
             for t in tests:
-                print(f"{t}, -c {a.c} -P {a.P}, {a.rounds} rounds of {a.n} requests")
+                threads = f", --threads {a.threads}" if a.threads else ""
+                print(f"{t}, -c {a.c} -P {a.P}{threads}, {a.rounds} rounds of {a.n} requests")
                 print("| server | median ops/s | median ratio to Redis (per round) | median p99 ms "
                       "| server CPU µs / request (median) | redis-benchmark CPU µs / request (median) |")
                 print("|---|---:|---:|---:|---:|---:|")

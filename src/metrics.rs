@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::node::NodeParts;
+use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
 use crate::store::Store;
 
@@ -22,6 +23,7 @@ use crate::store::Store;
 struct CoreCollector {
     stats: Arc<Stats>,
     store: Arc<Store>,
+    idle_poll: Option<Arc<IdlePoller>>,
 }
 
 fn counter(
@@ -144,6 +146,17 @@ impl Collector for CoreCollector {
                 rss as i64,
             )?;
         }
+        if let Some(poller) = &self.idle_poll {
+            let c = ConstCounter::new(poller.polled().as_secs_f64());
+            let m = enc.encode_descriptor(
+                "idle_poll",
+                "Time a worker spent polling for client requests instead of sleeping \
+                 (network.idle_poll_us)",
+                Some(&prometheus_client::registry::Unit::Seconds),
+                c.metric_type(),
+            )?;
+            c.encode(m)?;
+        }
         Ok(())
     }
 }
@@ -155,6 +168,7 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     registry.register_collector(Box::new(CoreCollector {
         stats: parts.stats.clone(),
         store: parts.store.clone(),
+        idle_poll: parts.idle_poll.clone(),
     }));
     let Some(addr) = parts.config.metrics_listen_addr() else {
         return Ok(());

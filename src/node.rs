@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::server::context::NodeFacts;
+use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
 use crate::server::{ClientListener, Hooks, Limits, ServerContext};
 use crate::store::{Store, StoreOptions, TreeShape};
@@ -40,6 +41,9 @@ pub struct NodeParts {
     pub hooks: Hooks,
     /// Server counters.
     pub stats: Arc<Stats>,
+    /// Keeps a worker polling between client requests (`None`:
+    /// `network.idle_poll_us = 0`).
+    pub idle_poll: Option<Arc<IdlePoller>>,
     /// Facts shown by INFO (subsystems fill in their addresses).
     pub facts: NodeFacts,
     /// Flips to `true` when shutdown begins; subscribe to stop tasks.
@@ -126,6 +130,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             )
         })?;
     let client_addr = client_listener.local_addr()?;
+    let idle_poll =
+        IdlePoller::new(Duration::from_micros(config.network.idle_poll_us)).map(Arc::new);
     let mut parts = NodeParts {
         facts: NodeFacts {
             node_id: config.node_id.clone(),
@@ -135,6 +141,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         },
         config,
+        idle_poll,
         store,
         hooks: Hooks::default(),
         stats: Arc::new(Stats::default()),
@@ -153,6 +160,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     crate::replication::attach(&mut parts).await?;
     crate::metrics::attach(&mut parts).await?;
 
+    if let Some(poller) = parts.idle_poll.clone() {
+        let stopped = parts.shutdown.subscribe();
+        parts
+            .background
+            .push(tokio::spawn(async move { poller.run(stopped).await }));
+    }
     let ctx = Arc::new(ServerContext {
         store: parts.store.clone(),
         stats: parts.stats.clone(),
@@ -165,6 +178,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         },
         hooks: parts.hooks,
         facts: parts.facts,
+        idle_poll: parts.idle_poll.clone(),
         started,
         shutdown: parts.shutdown,
     });

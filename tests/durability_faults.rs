@@ -6,8 +6,8 @@ mod durability_support;
 
 use std::path::{Path, PathBuf};
 
-use common::NodeProcess;
-use durability_support::{metric, persistent, read_values, run_expecting_exit};
+use common::{metric, NodeProcess};
+use durability_support::{persistent, read_values, run_expecting_exit};
 
 /// The active (highest-numbered) journal file of the engine.
 fn active_journal(dir: &Path) -> PathBuf {

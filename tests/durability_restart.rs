@@ -6,8 +6,8 @@ mod durability_support;
 
 use std::time::Duration;
 
-use common::{wait_until, Client, NodeProcess};
-use durability_support::{dbsize, metric, persistent, read_values, root_hash};
+use common::{metric, wait_until, Client, NodeProcess};
+use durability_support::{dbsize, persistent, read_values, root_hash};
 
 /// A mix of writes: plain SETs, overwrites, DELs (tombstones), INC, APPEND,
 /// MSET and values with spaces. Returns the keys touched.

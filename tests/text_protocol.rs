@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{wait_until, Client, NodeProcess, NodeSpec};
+use common::{metric, wait_until, Client, NodeProcess, NodeSpec};
 
 /// Sends `cmd` + `\r\n` and checks the whole reply, byte for byte: as many
 /// lines as `expected` holds are read and compared with it.
@@ -201,6 +201,7 @@ fn info_has_its_fixed_line_set() {
         "hlc",
         "clock_skew_rejections",
         "worker_threads",
+        "idle_poll_us",
     ];
     c.send(b"INFO\r\n");
     assert_eq!(c.line(), "INFO\r\n");
@@ -235,6 +236,56 @@ fn info_has_its_fixed_line_set() {
         fields["worker_threads"],
         merklekv::config::default_worker_threads(cpus).to_string()
     );
+    assert_eq!(
+        fields["idle_poll_us"],
+        merklekv::config::DEFAULT_IDLE_POLL_US.to_string()
+    );
+}
+
+/// Idle polling is on by default and its time shows in STATS; 0 turns it
+/// off, and the node serves the same either way.
+#[test]
+fn network_idle_poll_us_sets_and_reports_idle_polling() {
+    let stats_field = |c: &mut Client, name: &str| -> f64 {
+        c.send(b"STATS\r\n");
+        assert_eq!(c.line(), "STATS\r\n");
+        let mut value = None;
+        for _ in 0..14 {
+            let line = c.line();
+            if let Some(v) = line.trim_end().strip_prefix(&format!("{name}:")) {
+                value = Some(v.parse().expect("seconds"));
+            }
+        }
+        value.expect("STATS field")
+    };
+    let on = node();
+    let mut c = on.client();
+    for i in 0..50 {
+        expect(&mut c, &format!("SET k{i} v"), "OK\r\n");
+    }
+    let polled = stats_field(&mut c, "idle_poll_seconds");
+    assert!(polled > 0.0, "default node never polled: {polled}");
+    // Idle, it stops: over half a second the one STATS read buys 20 µs
+    // (the margin is for a preempted poller on a busy machine), where a
+    // node that kept polling would add 0.5 s.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = stats_field(&mut c, "idle_poll_seconds");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = stats_field(&mut c, "idle_poll_seconds");
+    assert!(
+        after - before < 0.25,
+        "polled {} s while idle",
+        after - before
+    );
+    let exported = metric(on.metrics_port, "merklekv_idle_poll_seconds_total");
+    assert!(exported >= after, "metric {exported} behind STATS {after}");
+
+    let off = NodeProcess::start(NodeSpec::new("t1").env("MERKLE_KV_NETWORK_IDLE_POLL_US", 0));
+    let mut c = off.client();
+    assert_eq!(c.info_field("idle_poll_us"), "0");
+    expect(&mut c, "SET k v", "OK\r\n");
+    expect(&mut c, "GET k", "VALUE v\r\n");
+    assert_eq!(stats_field(&mut c, "idle_poll_seconds"), 0.0);
 }
 
 #[test]
@@ -271,6 +322,7 @@ fn stats_has_the_required_fields_and_stays_small() {
         "string_commands",
         "bulk_commands",
         "error_replies",
+        "idle_poll_seconds",
     ];
     c.send(b"STATS\r\n");
     let mut reply = c.line();

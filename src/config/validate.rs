@@ -14,6 +14,9 @@ const MQTT_MAX_PACKET: usize = 268_435_455;
 const MAX_LEAVES_LOG2: u32 = 24;
 /// `network.worker_threads` above this is a typo, not a machine.
 const MAX_WORKER_THREADS: usize = 1024;
+/// `network.idle_poll_us` above this (0.1 s per read, credit up to 1 s) is
+/// a typo: it is a worker spinning all the time.
+const MAX_IDLE_POLL_US: u64 = 100_000;
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
@@ -138,6 +141,16 @@ fn validate_network(c: &Config) -> Result<(), ConfigError> {
             format!(
                 "{} is above the maximum of {MAX_WORKER_THREADS}; use 0 for one per CPU minus one",
                 n.worker_threads
+            )
+        },
+    )?;
+    check(
+        n.idle_poll_us <= MAX_IDLE_POLL_US,
+        "network.idle_poll_us",
+        || {
+            format!(
+                "{} is above the maximum of {MAX_IDLE_POLL_US}; use 0 to turn idle polling off",
+                n.idle_poll_us
             )
         },
     )

@@ -100,6 +100,9 @@ pub async fn serve(
             break;
         }
         client.touch();
+        if let Some(poller) = &ctx.idle_poll {
+            poller.on_read();
+        }
         let out = out.get_or_insert_with(|| {
             ReplyBuf::new(if buf.first() == Some(&b'*') {
                 Protocol::Resp

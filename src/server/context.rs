@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::clients::ClientRegistry;
+use super::idle_poll::IdlePoller;
 use super::stats::Stats;
 use crate::store::{Change, Store};
 
@@ -99,6 +100,8 @@ pub struct ServerContext {
     pub hooks: Hooks,
     /// Static facts for INFO.
     pub facts: NodeFacts,
+    /// Keeps a worker polling between client requests (`None`: off).
+    pub idle_poll: Option<Arc<IdlePoller>>,
     /// When the node started.
     pub started: Instant,
     /// Flipped to `true` to begin a graceful shutdown.

@@ -448,6 +448,12 @@ fn info_lines(ctx: &ServerContext) -> Vec<String> {
         format!("hlc:{}", store.clock().peek()),
         format!("clock_skew_rejections:{}", store.clock().skew_rejections()),
         format!("worker_threads:{}", ctx.facts.worker_threads),
+        format!(
+            "idle_poll_us:{}",
+            ctx.idle_poll
+                .as_ref()
+                .map_or(0, |p| p.credit_per_read().as_micros())
+        ),
     ]
 }
 
@@ -471,5 +477,11 @@ fn stats_lines(ctx: &ServerContext) -> Vec<String> {
         format!("string_commands:{}", s.string_commands.get()),
         format!("bulk_commands:{}", s.bulk_commands.get()),
         format!("error_replies:{}", s.error_replies.get()),
+        format!(
+            "idle_poll_seconds:{:.6}",
+            ctx.idle_poll
+                .as_ref()
+                .map_or(0.0, |p| p.polled().as_secs_f64())
+        ),
     ]
 }

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod connection;
 pub mod context;
 pub mod dispatch;
+pub mod idle_poll;
 pub mod listener;
 pub mod stats;
 pub mod striped;

@@ -2,8 +2,7 @@
 //! pipelined reads, and running the binary to its exit.
 #![allow(dead_code)]
 
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,19 +69,6 @@ pub fn shutdown(node: &mut crate::common::NodeProcess) {
         "node still running 10 s after SHUTDOWN"
     );
     assert_eq!(node.child.wait().ok().and_then(|s| s.code()), Some(0));
-}
-
-/// Reads `/metrics` and returns the value of `name` (first sample).
-pub fn metric(port: u16, name: &str) -> f64 {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .expect("metrics request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("metrics body");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
 }
 
 /// Runs the binary with `spec` until it exits (at most 20 s). It is not

@@ -21,6 +21,7 @@ fn defaults_with_no_file_and_no_env() {
     assert_eq!(c.network.idle_timeout_seconds, 0);
     assert_eq!(c.network.connection_timeout, 30);
     assert_eq!(c.network.worker_threads, 0);
+    assert_eq!(c.network.idle_poll_us, 20);
     assert_eq!(c.mqtt.enabled, None);
     assert_eq!(c.mqtt.broker_address, "");
     assert_eq!(c.mqtt.topic_prefix, "merkle_kv");
@@ -125,7 +126,7 @@ fn schema_lists_every_key_including_optional_ones() {
     ] {
         assert!(s.keys.contains_key(key), "{key} missing");
     }
-    assert_eq!(s.keys.len(), 2 + 10 + 11 + 9 + 9 + 3);
+    assert_eq!(s.keys.len(), 2 + 11 + 11 + 9 + 9 + 3);
     // Every key (and the alias) has its own environment variable name.
     assert_eq!(s.env_names.len(), s.keys.len() + 1);
     assert_eq!(

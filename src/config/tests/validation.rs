@@ -57,6 +57,7 @@ fn each_validation_rule_rejects_and_names_the_key() {
         ("network.worker_threads", |c| {
             c.network.worker_threads = 1025
         }),
+        ("network.idle_poll_us", |c| c.network.idle_poll_us = 100_001),
         ("mqtt.broker_address", |c| {
             c.mqtt.broker_address = "localhost".into()
         }),
@@ -166,6 +167,8 @@ fn validation_accepts_boundary_values() {
     valid_after(|c| c.network.idle_timeout_seconds = 60);
     valid_after(|c| c.network.worker_threads = 1024);
     valid_after(|c| c.network.worker_threads = 1);
+    valid_after(|c| c.network.idle_poll_us = 0);
+    valid_after(|c| c.network.idle_poll_us = 100_000);
     valid_after(|c| c.network.max_line_bytes = 1024);
     valid_after(|c| c.network.metrics_port = 0);
     valid_after(|c| c.network.bind_port = 65_535);
