@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import tempfile
 
-from bench_util import cpu_seconds, free_port, start_node, wait_ping
+from bench_util import cpu_seconds, start_node, start_redis
 
 
 def start_variant(spec, data_root):
@@ -77,13 +77,10 @@ def main():
     tests = a.tests.split(",")
     with tempfile.TemporaryDirectory() as data_root:
         servers = [start_variant(spec, data_root) for spec in a.bin]
-        redis_port = free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        redis, redis_port = start_redis()
         servers.append(("redis", redis_port, redis))
         try:
             for _, port, _ in servers:
-                wait_ping(port)
                 subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "100000",
                                 "-r", "100000", "-d", "100", "-q"], capture_output=True, timeout=300)
             rate = {(s[0], t): [] for s in servers for t in tests}

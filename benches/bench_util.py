@@ -71,6 +71,19 @@ def pinned(cpus, argv):
     return (["taskset", "-c", cpus] if cpus else []) + list(argv)
 
 
+def start_redis(cpus=None):
+    """Starts `redis-server --save "" --appendonly no` on a free loopback
+    port, confined to the CPU list `cpus` if given. Returns (process, port)
+    once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        pinned(cpus, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                      "--save", "", "--appendonly", "no", "--loglevel", "warning"]),
+        stdout=subprocess.DEVNULL)
+    wait_ping(port)
+    return proc, port
+
+
 def start_node(binary, env=None, cpus=None, **settings):
     """Starts a MerkleKV node on free ports with the environment of
     `node_env`, confined to the CPU list `cpus` if given (taskset syntax).

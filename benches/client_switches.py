@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import time
 
-from bench_util import cpu_seconds, free_port, pinned, start_node, wait_ping
+from bench_util import cpu_seconds, pinned, start_node, start_redis
 
 EVENTS = "context-switches,cpu-migrations,task-clock"
 SYSCALLS = ["read", "recvfrom", "write", "sendto", "writev", "epoll_wait"]
@@ -70,14 +70,9 @@ def main():
     a = ap.parse_args()
     extra = dict(kv.split("=", 1) for kv in a.env)
 
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        pinned(a.server_cpus, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no"]),
-        stdout=subprocess.DEVNULL)
+    redis, redis_port = start_redis(a.server_cpus)
     ours, ours_port = start_node(a.binary, env=extra, cpus=a.server_cpus,
                                  STORAGE_PERSISTENCE="false")
-    wait_ping(redis_port)
     servers = [("redis", redis_port, redis), ("merklekv", ours_port, ours)]
     ops_by = {}
     try:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from bench_util import free_port, pinned, rss_bytes, start_node, wait_ping
+from bench_util import pinned, rss_bytes, start_node, start_redis
 
 SETTINGS = [
     # (label, clients, pipeline, requests per test)
@@ -46,13 +46,8 @@ class Servers:
     """One redis-server and one MerkleKV node, killed on exit."""
 
     def __init__(self, binary, cpus=None):
-        self.redis_port = free_port()
-        self.redis = subprocess.Popen(
-            pinned(cpus, ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--loglevel", "warning"]),
-            stdout=subprocess.DEVNULL)
+        self.redis, self.redis_port = start_redis(cpus)
         self.ours, self.ours_port = start_node(binary, cpus=cpus, STORAGE_PERSISTENCE="false")
-        wait_ping(self.redis_port)
 
     def ports(self):
         return {"redis": self.redis_port, "merklekv": self.ours_port}

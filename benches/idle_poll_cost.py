@@ -16,11 +16,10 @@ share of one core, with the rate actually reached.
 import argparse
 import os
 import socket
-import subprocess
 import tempfile
 import time
 
-from bench_util import cpu_seconds, free_port, start_node, wait_ping
+from bench_util import cpu_seconds, start_node, start_redis
 
 
 def paced_sets(port, rate, seconds):
@@ -60,12 +59,9 @@ def main():
                                     NETWORK_IDLE_POLL_US=credit,
                                     STORAGE_DATA_DIR=os.path.join(data_root, credit))
             servers.append((label, port, proc))
-        redis_port = free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        redis, redis_port = start_redis()
         servers.append(("redis-server", redis_port, redis))
         try:
-            wait_ping(redis_port)
             print("| requests/s asked | server | requests/s reached | server CPU, % of one core |")
             print("|---:|---|---:|---:|")
             for rate in (int(r) for r in a.rates.split(",")):
