@@ -20,9 +20,11 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 # Dependencies first, so editing src/ does not refetch them (the manifest
-# names benches/hot_paths.rs, so that file comes along).
+# names benches/hot_paths.rs, so that file comes along; loadgen/ is the
+# load generator, a member of the workspace).
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
+COPY loadgen loadgen
 RUN cargo fetch --locked
 COPY build.rs ./
 COPY proto proto

@@ -4,7 +4,8 @@
 //! or RESP2 on the client port; writes are replicated over MQTT and replicas
 //! heal through Merkle-tree anti-entropy over gRPC.
 
-pub mod bench;
+#![warn(missing_docs)]
+
 pub mod config;
 
 /// Code generated from `proto/merklekv.proto`.

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Load generator for MerkleKV (text or RESP) and any Redis server.
-    Bench(merklekv::bench::BenchArgs),
+    Bench(merklekv_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             let Some(runtime) = runtime(None) else {
                 return ExitCode::FAILURE;
             };
-            match runtime.block_on(merklekv::bench::run(args)) {
+            match runtime.block_on(merklekv_bench::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("merklekv bench: {e:#}");

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use merklekv::bench::{run_to_report, BenchArgs, BenchReport, Protocol, Workload};
+use merklekv_bench::{run_to_report, BenchArgs, BenchReport, Protocol, Workload};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
@@ -325,5 +325,5 @@ async fn manual_run_against_real_server() {
     };
     a.pipeline = knob("BENCH_PIPELINE").unwrap_or(a.pipeline);
     a.value_size = knob("BENCH_VALUE_SIZE").unwrap_or(a.value_size);
-    merklekv::bench::run(a).await.unwrap();
+    merklekv_bench::run(a).await.unwrap();
 }

@@ -14,6 +14,8 @@
 //! * [`report`]: histogram summary, text and JSON output;
 //! * [`progress`]: the live progress line.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod client;
 pub mod progress;
