@@ -18,12 +18,15 @@ pub mod proto {
         tonic::include_file_descriptor_set!("merklekv_descriptor");
 }
 pub mod clock;
+pub mod hooks;
 pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod persistence;
+pub mod process;
 pub mod protocol;
 pub mod replication;
 pub mod server;
 pub mod store;
+pub mod subsystem;
 pub mod sync;

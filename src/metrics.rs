@@ -1,6 +1,6 @@
 //! Prometheus metrics on `http://<bind_address>:<metrics_port>/metrics`.
 //!
-//! Subsystems register their own metrics in [`NodeParts::registry`] while
+//! Subsystems register their own metrics in [`StartUp::registry`] while
 //! they attach; this module adds the server and store figures (read from
 //! their counters at scrape time) and serves the registry.
 
@@ -13,10 +13,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::node::NodeParts;
 use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
 use crate::store::Store;
+use crate::subsystem::{Attached, StartUp};
 
 /// Server and store figures, read at scrape time.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ impl Collector for CoreCollector {
             "Remote versions too far in the future to advance the clock",
             st.clock().skew_rejections(),
         )?;
-        if let Some(rss) = crate::server::dispatch::resident_set_bytes() {
+        if let Some(rss) = crate::process::resident_set_bytes() {
             gauge(
                 &mut enc,
                 "resident_memory_bytes",
@@ -161,17 +161,25 @@ impl Collector for CoreCollector {
     }
 }
 
+/// The client server's figures the metrics endpoint reports.
+pub struct ServerFigures {
+    /// Server counters.
+    pub stats: Arc<Stats>,
+    /// The idle poller, when `network.idle_poll_us > 0`.
+    pub idle_poll: Option<Arc<IdlePoller>>,
+}
+
 /// Registers the core collector and, unless `metrics_port = 0`, serves
 /// the registry. Call last, after every other subsystem registered.
-pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
-    let mut registry = std::mem::take(&mut parts.registry);
+pub async fn attach(start: StartUp<'_>, server: ServerFigures) -> anyhow::Result<Attached> {
+    let mut registry = std::mem::take(start.registry);
     registry.register_collector(Box::new(CoreCollector {
-        stats: parts.stats.clone(),
-        store: parts.store.clone(),
-        idle_poll: parts.idle_poll.clone(),
+        stats: server.stats,
+        store: start.store.clone(),
+        idle_poll: server.idle_poll,
     }));
-    let Some(addr) = parts.config.metrics_listen_addr() else {
-        return Ok(());
+    let Some(addr) = start.config.metrics_listen_addr() else {
+        return Ok(Attached::default());
     };
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -184,17 +192,20 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
             async move { render(&registry) }
         }),
     );
-    let mut shutdown = parts.shutdown.subscribe();
-    parts.background.push(tokio::spawn(async move {
+    let mut shutdown = start.shutdown.subscribe();
+    let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         });
         if let Err(e) = serve.await {
             tracing::warn!(error = %e, "metrics endpoint stopped");
         }
-    }));
+    });
     tracing::info!(%addr, "metrics on /metrics");
-    Ok(())
+    Ok(Attached {
+        tasks: vec![task],
+        ..Attached::default()
+    })
 }
 
 fn render(registry: &Registry) -> impl axum::response::IntoResponse {

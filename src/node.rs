@@ -1,15 +1,14 @@
 //! Wires the parts of a node together and runs it until shutdown.
 //!
-//! Start-up: the store, then each subsystem attaches itself to
-//! [`NodeParts`] (durable storage, anti-entropy, replication, metrics),
-//! then the client listener starts and one `ready` line is printed.
-//! Shutdown (signal or `SHUTDOWN`): stop accepting, let connections finish
-//! their in-flight commands, run the subsystems' stop steps in reverse
-//! order (replication, sync, storage flush), return.
+//! Start-up: the store, then each subsystem attaches in turn (durable
+//! storage, anti-entropy, replication, metrics) and returns what it adds
+//! (hooks, tasks, a stop step), which the node assembles; then the client
+//! listener starts and one `ready` line is printed. Shutdown (signal or
+//! `SHUTDOWN`): stop accepting, let connections finish their in-flight
+//! commands, run the subsystems' stop steps in reverse order (replication,
+//! sync, storage flush), return.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,47 +18,71 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::server::context::NodeFacts;
+use crate::hooks::{Hooks, NodeFacts};
+use crate::metrics::ServerFigures;
 use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
-use crate::server::{ClientListener, Hooks, Limits, ServerContext};
+use crate::server::{ClientListener, Limits, ServerContext};
 use crate::store::{Store, StoreOptions, TreeShape};
+use crate::subsystem::{Attached, DiscoveredPeers, StartUp, StopStep};
 
 /// How long open connections get to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A step run at shutdown, after client connections have drained.
-pub type StopStep = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+/// What every subsystem reads while it attaches.
+struct Wiring {
+    config: Config,
+    store: Arc<Store>,
+    facts: NodeFacts,
+    shutdown: watch::Sender<bool>,
+    sync_trigger: Arc<tokio::sync::Notify>,
+    discovered_peers: DiscoveredPeers,
+    registry: prometheus_client::registry::Registry,
+}
 
-/// Everything a subsystem needs at start-up, and where it registers itself.
-pub struct NodeParts {
-    /// The loaded configuration.
-    pub config: Config,
-    /// The store.
-    pub store: Arc<Store>,
-    /// Hooks into the command path (durability, sync, replication).
-    pub hooks: Hooks,
-    /// Server counters.
-    pub stats: Arc<Stats>,
-    /// Keeps a worker polling between client requests (`None`:
-    /// `network.idle_poll_us = 0`).
-    pub idle_poll: Option<Arc<IdlePoller>>,
-    /// Facts shown by INFO (subsystems fill in their addresses).
-    pub facts: NodeFacts,
-    /// Flips to `true` when shutdown begins; subscribe to stop tasks.
-    pub shutdown: watch::Sender<bool>,
-    /// Long-running tasks (aborted after the stop steps ran).
-    pub background: Vec<JoinHandle<()>>,
-    /// Stop steps, run in reverse registration order.
-    pub stop_steps: Vec<StopStep>,
-    /// Prometheus metrics registered by subsystems.
-    pub registry: prometheus_client::registry::Registry,
-    /// Notified to run an anti-entropy round with every peer now (e.g.
-    /// after an MQTT reconnect).
-    pub sync_trigger: Arc<tokio::sync::Notify>,
-    /// Sync addresses (`host:port`) of peers learned at run time (MQTT
-    /// presence), in addition to `anti_entropy.peer_list`.
-    pub discovered_peers: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
+impl Wiring {
+    /// What the next subsystem to attach sees.
+    fn start_up(&mut self) -> StartUp<'_> {
+        StartUp {
+            config: &self.config,
+            store: &self.store,
+            facts: &self.facts,
+            shutdown: &self.shutdown,
+            sync_trigger: &self.sync_trigger,
+            discovered_peers: &self.discovered_peers,
+            registry: &mut self.registry,
+        }
+    }
+}
+
+/// What the subsystems added so far.
+#[derive(Default)]
+struct Assembly {
+    hooks: Hooks,
+    background: Vec<JoinHandle<()>>,
+    stop_steps: Vec<StopStep>,
+}
+
+impl Assembly {
+    /// Takes in one subsystem's additions; its addresses go into `facts`.
+    fn add(&mut self, attached: Attached, facts: &mut NodeFacts) {
+        let Attached {
+            hooks,
+            tasks,
+            stop,
+            sync_addr,
+            data_dir,
+        } = attached;
+        self.hooks = std::mem::take(&mut self.hooks).merged(hooks);
+        self.background.extend(tasks);
+        self.stop_steps.extend(stop);
+        if let Some(addr) = sync_addr {
+            facts.sync_addr = addr;
+        }
+        if let Some(dir) = data_dir {
+            facts.data_dir = dir;
+        }
+    }
 }
 
 /// A started node.
@@ -132,7 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     let client_addr = client_listener.local_addr()?;
     let idle_poll =
         IdlePoller::new(Duration::from_micros(config.network.idle_poll_us)).map(Arc::new);
-    let mut parts = NodeParts {
+    let mut wiring = Wiring {
         facts: NodeFacts {
             node_id: config.node_id.clone(),
             client_addr: client_addr.to_string(),
@@ -141,46 +164,59 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         },
         config,
-        idle_poll,
         store,
-        hooks: Hooks::default(),
-        stats: Arc::new(Stats::default()),
         shutdown,
-        background: Vec::new(),
-        stop_steps: Vec::new(),
-        registry: prometheus_client::registry::Registry::with_prefix("merklekv"),
         sync_trigger: Arc::new(tokio::sync::Notify::new()),
-        discovered_peers: Default::default(),
+        discovered_peers: DiscoveredPeers::default(),
+        registry: prometheus_client::registry::Registry::with_prefix("merklekv"),
     };
+    let stats = Arc::new(Stats::default());
+    let mut assembly = Assembly::default();
 
     // Subsystems attach here, in dependency order (one line each):
     // durable storage → anti-entropy → replication; metrics stays last.
-    crate::persistence::attach(&mut parts).await?;
-    crate::sync::attach(&mut parts).await?;
-    crate::replication::attach(&mut parts).await?;
-    crate::metrics::attach(&mut parts).await?;
+    let attached = crate::persistence::attach(wiring.start_up()).await?;
+    assembly.add(attached, &mut wiring.facts);
+    let attached = crate::sync::attach(wiring.start_up()).await?;
+    assembly.add(attached, &mut wiring.facts);
+    let attached = crate::replication::attach(wiring.start_up()).await?;
+    assembly.add(attached, &mut wiring.facts);
+    let figures = ServerFigures {
+        stats: stats.clone(),
+        idle_poll: idle_poll.clone(),
+    };
+    let attached = crate::metrics::attach(wiring.start_up(), figures).await?;
+    assembly.add(attached, &mut wiring.facts);
 
-    if let Some(poller) = parts.idle_poll.clone() {
-        let stopped = parts.shutdown.subscribe();
-        parts
+    let Wiring {
+        config,
+        store,
+        shutdown,
+        facts,
+        ..
+    } = wiring;
+    if let Some(poller) = idle_poll.clone() {
+        let stopped = shutdown.subscribe();
+        assembly
             .background
             .push(tokio::spawn(async move { poller.run(stopped).await }));
     }
+    let network = &config.network;
     let ctx = Arc::new(ServerContext {
-        store: parts.store.clone(),
-        stats: parts.stats.clone(),
+        store,
+        stats,
         clients: Default::default(),
         limits: Limits {
-            max_line_bytes: parts.config.network.max_line_bytes,
-            max_connections: parts.config.network.max_connections,
-            idle_timeout: (parts.config.network.idle_timeout_seconds > 0)
-                .then(|| Duration::from_secs(parts.config.network.idle_timeout_seconds)),
+            max_line_bytes: network.max_line_bytes,
+            max_connections: network.max_connections,
+            idle_timeout: (network.idle_timeout_seconds > 0)
+                .then(|| Duration::from_secs(network.idle_timeout_seconds)),
         },
-        hooks: parts.hooks,
-        facts: parts.facts,
-        idle_poll: parts.idle_poll.clone(),
+        hooks: assembly.hooks,
+        facts,
+        idle_poll,
         started,
-        shutdown: parts.shutdown,
+        shutdown,
     });
 
     let listener =
@@ -202,8 +238,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         client_addr,
         ctx,
         listener,
-        background: parts.background,
-        stop_steps: parts.stop_steps,
+        background: assembly.background,
+        stop_steps: assembly.stop_steps,
     })
 }
 

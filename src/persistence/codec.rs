@@ -25,7 +25,7 @@
 //!
 //! Decoding never panics: damaged bytes give a [`DecodeError`].
 
-use crate::store::{key_hash, Entry, Version};
+use crate::store::{key_hash, Entry, LogError, Version};
 
 /// The first byte of a stored key in the original layout, `KEY_TAG ++ key`.
 pub const KEY_TAG: u8 = b'k';
@@ -89,6 +89,18 @@ pub enum EncodeError {
     /// The value exceeds the engine's value limit.
     #[error("value of {0} bytes is longer than durable storage can hold")]
     ValueTooLong(usize),
+}
+
+impl From<EncodeError> for LogError {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::KeyTooLong(len) => LogError::KeyTooLong {
+                len,
+                max: MAX_KEY_BYTES,
+            },
+            EncodeError::ValueTooLong(len) => LogError::ValueTooLong(len),
+        }
+    }
 }
 
 /// The bytes stored in front of `key` in its stored key: the hashed

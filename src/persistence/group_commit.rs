@@ -29,7 +29,8 @@ use super::log_segments::{LogWriter, SyncPlan};
 use super::metrics::StorageMetrics;
 use super::queue::{Taken, WriteQueue, STALL_LIMIT};
 use crate::config::FsyncPolicy;
-use crate::server::context::{BoxFuture, Durability};
+use crate::hooks::{BoxFuture, Durability};
+use crate::store::LogError;
 
 /// How often `everysec` fsyncs.
 pub const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
@@ -66,7 +67,7 @@ impl LogSink {
     /// written. Succeeds only once `target` is written: after a failure
     /// (this append's or an earlier one that took `target` with it) every
     /// later write and wait is refused.
-    pub fn write_pending(&self, target: u64) -> Result<(), String> {
+    pub fn write_pending(&self, target: u64) -> Result<(), LogError> {
         let mut appender = self.appender.lock();
         if self.queue.is_written(target) {
             return Ok(());
@@ -85,11 +86,8 @@ impl LogSink {
         Ok(())
     }
 
-    fn failure_message(&self) -> String {
-        self.queue.failure().map_or_else(
-            || "write not confirmed in the change log".into(),
-            |f| f.to_string(),
-        )
+    fn failure_message(&self) -> LogError {
+        self.queue.failure().unwrap_or(LogError::NotWritten)
     }
 
     /// Lets go of the files written since the last call without fsyncing
@@ -105,11 +103,11 @@ impl LogSink {
     }
 
     /// Appends a taken batch; a failure fails the queue.
-    fn append(&self, appender: &mut Appender, taken: &Taken) -> Result<(), String> {
+    fn append(&self, appender: &mut Appender, taken: &Taken) -> Result<(), LogError> {
         appender
             .log
             .append(&taken.frames)
-            .map_err(|e| self.fail("writing the change log", &e.to_string()))?;
+            .map_err(|e| self.fail("writing the change log", &e))?;
         self.metrics.persisted_writes.inc_by(taken.changes);
         self.metrics.batches.inc();
         self.metrics.batch_size.observe(taken.changes as f64);
@@ -125,18 +123,18 @@ impl LogSink {
     }
 
     /// fsyncs what was appended, without holding the appender meanwhile.
-    fn sync(&self) -> Result<(), String> {
+    fn sync(&self) -> Result<(), LogError> {
         let plan = self.appender.lock().log.sync_plan();
         self.run_sync(plan)
     }
 
-    fn run_sync(&self, plan: SyncPlan) -> Result<(), String> {
+    fn run_sync(&self, plan: SyncPlan) -> Result<(), LogError> {
         if plan.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         plan.run()
-            .map_err(|e| self.fail("fsyncing the change log", &e.to_string()))?;
+            .map_err(|e| self.fail("fsyncing the change log", &e))?;
         self.metrics.fsyncs.inc();
         self.metrics
             .fsync_seconds
@@ -144,11 +142,14 @@ impl LogSink {
         Ok(())
     }
 
-    fn fail(&self, what: &str, error: &str) -> String {
-        let message = format!("storage error {what}: {error}");
-        tracing::error!("{message}; writes are refused from now on, restart the node");
-        self.queue.fail(message.clone());
-        message
+    fn fail(&self, during: &'static str, error: &std::io::Error) -> LogError {
+        let error = LogError::WriteFailed {
+            during,
+            reason: error.to_string().into(),
+        };
+        tracing::error!("{error}; writes are refused from now on, restart the node");
+        self.queue.fail(error.clone());
+        error
     }
 }
 
@@ -224,7 +225,7 @@ impl GroupCommit {
 
     /// Appends everything still queued plus `final_high_water`, fsyncs,
     /// folds the log into the engine and stops every thread. Blocking.
-    pub fn stop(mut self, final_high_water: u64) -> Result<(), String> {
+    pub fn stop(mut self, final_high_water: u64) -> Result<(), LogError> {
         let queue = self.sink.queue.clone();
         queue.stop(final_high_water);
         if let Some(watchdog) = self.watchdog.take() {
@@ -232,9 +233,7 @@ impl GroupCommit {
             let _ = watchdog.join();
         }
         if let Some(thread) = self.thread.take() {
-            thread
-                .join()
-                .map_err(|_| "the change-log writer thread panicked".to_string())?;
+            thread.join().map_err(|_| LogError::WriterPanicked)?;
         }
         let logged = self.finish_log(final_high_water);
         if let Some(checkpointer) = self.checkpointer.take() {
@@ -253,14 +252,14 @@ impl GroupCommit {
             ),
         }
         match queue.failure() {
-            Some(f) => Err(f.to_string()),
+            Some(f) => Err(f),
             None => Ok(()),
         }
     }
 
     /// The last append: what is queued and the high-water mark; then the
     /// active segment is sealed and everything fsynced.
-    fn finish_log(&self, final_high_water: u64) -> Result<(), String> {
+    fn finish_log(&self, final_high_water: u64) -> Result<(), LogError> {
         let sink = &self.sink;
         {
             let mut appender = sink.appender.lock();
@@ -341,7 +340,7 @@ fn write_behind_loop(sink: &LogSink, policy: FsyncPolicy) {
 pub struct QueueDurability(pub Arc<WriteQueue>);
 
 impl Durability for QueueDurability {
-    fn wait_durable(&self) -> BoxFuture<Result<(), String>> {
+    fn wait_durable(&self) -> BoxFuture<Result<(), LogError>> {
         self.0.wait_written()
     }
 }
@@ -351,7 +350,7 @@ impl Durability for QueueDurability {
 pub struct WriteThrough(Arc<LogSink>);
 
 impl Durability for WriteThrough {
-    fn wait_durable(&self) -> BoxFuture<Result<(), String>> {
+    fn wait_durable(&self) -> BoxFuture<Result<(), LogError>> {
         let target = self.0.queue.assigned();
         let result = self.0.write_pending(target);
         Box::pin(std::future::ready(result))
@@ -474,13 +473,16 @@ mod tests {
         let durability = commit.durability();
         queue.record(b"a", &entry(1, Some(b"v"))).expect("record");
         // Another connection's append took this write with it and failed.
-        queue.fail("storage error writing the change log: disk full".into());
+        queue.fail(LogError::WriteFailed {
+            during: "writing the change log",
+            reason: "disk full".into(),
+        });
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         let result = rt.block_on(durability.wait_durable());
         assert_eq!(
-            result,
+            result.map_err(|e| e.to_string()),
             Err("storage error writing the change log: disk full".into())
         );
         assert!(commit.stop(0).is_err(), "the failure is reported at stop");

@@ -37,8 +37,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::node::NodeParts;
+use crate::hooks::Hooks;
 use crate::store::Store;
+use crate::subsystem::{Attached, StartUp};
 use checkpoint::Checkpointer;
 use engine::Engine;
 use error::PersistenceError;
@@ -53,16 +54,18 @@ use replay::ReplayReport;
 /// Opens the data directory, loads it into the store, and from then on
 /// records every change durably. With `storage.persistence = false` the
 /// node stays purely in memory.
-pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
-    let storage = &parts.config.storage;
+pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
+    let storage = &start.config.storage;
     if !storage.persistence {
-        parts.facts.data_dir = "in-memory".into();
         tracing::info!("persistence off: data lives in memory only");
-        return Ok(());
+        return Ok(Attached {
+            data_dir: Some("in-memory".into()),
+            ..Attached::default()
+        });
     }
     let policy = storage.fsync;
-    let dir = parts.config.data_dir();
-    let store = parts.store.clone();
+    let dir = start.config.data_dir();
+    let store = start.store.clone();
     let opened = tokio::task::spawn_blocking(move || open_and_recover(&dir, &store))
         .await
         .context("storage start-up task failed")??;
@@ -77,8 +80,8 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     } = opened;
     let total = open_elapsed + report.elapsed + replayed.elapsed;
     // What the store holds now: the engine's entries with the log replayed.
-    let entries = parts.store.root().count;
-    let keys = parts.store.len();
+    let entries = start.store.root().count;
+    let keys = start.store.len();
     tracing::info!(
         data_dir = %dir.display(),
         entries,
@@ -109,10 +112,10 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     // A garbage-collected tombstone recovered from disk may carry the
     // newest version: the high-water frames written for removals start
     // from what recovery restored.
-    queue.observe_hlc(parts.store.clock().peek());
+    queue.observe_hlc(start.store.clock().peek());
     let log_dir = dir.join(LOG_DIR);
     metrics.register(
-        &mut parts.registry,
+        start.registry,
         queue.clone(),
         engine.clone(),
         log_dir.clone(),
@@ -132,14 +135,17 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the change log in {}", log_dir.display()))?;
     let commit = GroupCommit::start(queue.clone(), writer, checkpointer, engine, policy, metrics)
         .context("cannot start the storage writer thread")?;
-    if !parts.store.attach_log(queue.clone()) {
+    if !start.store.attach_log(queue.clone()) {
         anyhow::bail!("a durable log is already attached to the store");
     }
-    parts.hooks.durability = Some(commit.durability());
-    parts.facts.data_dir = dir.display().to_string();
+    let hooks = Hooks {
+        durability: Some(commit.durability()),
+        ..Hooks::default()
+    };
+    let data_dir = Some(dir.display().to_string());
 
-    let store = parts.store.clone();
-    parts.stop_steps.push(Box::new(move || {
+    let store = start.store.clone();
+    let stop: crate::subsystem::StopStep = Box::new(move || {
         Box::pin(async move {
             let started = Instant::now();
             let final_high_water = store.clock().peek();
@@ -162,8 +168,13 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
             }
             drop(lock);
         })
-    }));
-    Ok(())
+    });
+    Ok(Attached {
+        hooks,
+        stop: Some(stop),
+        data_dir,
+        ..Attached::default()
+    })
 }
 
 /// A test entry: version `(hlc, node)`, `value` or a tombstone.

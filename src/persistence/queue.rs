@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -21,8 +20,8 @@ use tokio::sync::oneshot;
 
 use super::codec::EncodeError;
 use super::log_format;
-use crate::server::context::BoxFuture;
-use crate::store::{Entry, EntryLog, StoreError};
+use crate::hooks::BoxFuture;
+use crate::store::{Entry, EntryLog, LogError, StoreError};
 
 /// Writers pause (backpressure) while this many bytes wait to be written.
 pub const QUEUE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
@@ -50,7 +49,7 @@ struct State {
     stopping: Option<u64>,
 }
 
-type Reply = oneshot::Sender<Result<(), Arc<str>>>;
+type Reply = oneshot::Sender<Result<(), LogError>>;
 
 /// Connections waiting for their writes, by the sequence number they need.
 #[derive(Debug, Default)]
@@ -58,7 +57,7 @@ struct Waiters {
     /// When the first waiter for a target arrived, and every waiter for it.
     by_target: BTreeMap<u64, (Instant, Vec<Reply>)>,
     /// Set once writing failed; later waits fail at once.
-    failure: Option<Arc<str>>,
+    failure: Option<LogError>,
 }
 
 /// The queue shared by the store (producer), the log writers (consumers)
@@ -92,31 +91,28 @@ impl WriteQueue {
         let mut waited = Duration::ZERO;
         loop {
             if self.has_failed() {
-                return Err(StoreError::Persistence(
-                    self.failure().map_or_else(String::new, |f| f.to_string()),
+                return Err(StoreError::Log(
+                    self.failure().unwrap_or(LogError::NotWritten),
                 ));
             }
             if state.stopping.is_some() {
-                return Err(StoreError::Persistence(
-                    "durable storage is shut down".into(),
-                ));
+                return Err(StoreError::Log(LogError::ShutDown));
             }
             if state.frames.len() < QUEUE_LIMIT_BYTES {
                 break;
             }
             if waited >= STALL_LIMIT {
-                return Err(StoreError::Persistence(format!(
-                    "durable storage is not keeping up: {} MiB waited {} s to be written",
-                    QUEUE_LIMIT_BYTES >> 20,
-                    STALL_LIMIT.as_secs()
-                )));
+                return Err(StoreError::Log(LogError::Backlog {
+                    queued_mib: QUEUE_LIMIT_BYTES >> 20,
+                    waited_secs: STALL_LIMIT.as_secs(),
+                }));
             }
             self.space.wait_for(&mut state, SPACE_POLL);
             waited += SPACE_POLL;
         }
         let was_empty = state.frames.is_empty();
         let max_hlc = self.max_hlc.fetch_max(hlc, Ordering::Relaxed).max(hlc);
-        encode(&mut state.frames, max_hlc).map_err(|e| StoreError::Persistence(e.to_string()))?;
+        encode(&mut state.frames, max_hlc).map_err(|e| StoreError::Log(e.into()))?;
         state.changes += 1;
         self.assigned.fetch_add(1, Ordering::Release);
         drop(state);
@@ -195,7 +191,7 @@ impl WriteQueue {
     }
 
     /// The failure that stopped writing, if any.
-    pub fn failure(&self) -> Option<Arc<str>> {
+    pub fn failure(&self) -> Option<LogError> {
         self.waiters.lock().failure.clone()
     }
 
@@ -234,28 +230,28 @@ impl WriteQueue {
         if expired.is_empty() {
             return;
         }
-        let message: Arc<str> =
-            format!("write not confirmed durable within {} s", limit.as_secs()).into();
-        tracing::warn!(waiters = expired.len(), "{message}");
+        let error = LogError::Unconfirmed {
+            waited_secs: limit.as_secs(),
+        };
+        tracing::warn!(waiters = expired.len(), "{error}");
         for reply in expired {
-            let _ = reply.send(Err(message.clone()));
+            let _ = reply.send(Err(error.clone()));
         }
     }
 
-    /// Records a fatal write failure: later writes and waits get `message`,
+    /// Records a fatal write failure: later writes and waits get `error`,
     /// and every connection still waiting is answered with it.
-    pub fn fail(&self, message: String) {
-        let message: Arc<str> = message.into();
+    pub fn fail(&self, error: LogError) {
         let waiting = {
             let mut waiters = self.waiters.lock();
-            waiters.failure = Some(message.clone());
+            waiters.failure = Some(error.clone());
             self.failed.store(true, Ordering::Release);
             std::mem::take(&mut waiters.by_target)
         };
         // Writers waiting for space see the failure when they wake.
         self.space.notify_all();
         for reply in waiting.into_values().flat_map(|(_, replies)| replies) {
-            let _ = reply.send(Err(message.clone()));
+            let _ = reply.send(Err(error.clone()));
         }
     }
 
@@ -270,20 +266,20 @@ impl WriteQueue {
     /// Resolves once every change queued before the call is written (and
     /// fsynced under `fsync = "always"`), or with the failure that stopped
     /// writing.
-    pub fn wait_written(&self) -> BoxFuture<Result<(), String>> {
+    pub fn wait_written(&self) -> BoxFuture<Result<(), LogError>> {
         self.wait_written_up_to(self.assigned())
     }
 
     /// Resolves once every change up to `target` is written, or with the
     /// failure that stopped writing.
-    pub fn wait_written_up_to(&self, target: u64) -> BoxFuture<Result<(), String>> {
+    pub fn wait_written_up_to(&self, target: u64) -> BoxFuture<Result<(), LogError>> {
         let rx = {
             let mut waiters = self.waiters.lock();
             if self.written.load(Ordering::Acquire) >= target {
                 return Box::pin(std::future::ready(Ok(())));
             }
             if let Some(f) = &waiters.failure {
-                return Box::pin(std::future::ready(Err(f.to_string())));
+                return Box::pin(std::future::ready(Err(f.clone())));
             }
             let (tx, rx) = oneshot::channel();
             waiters
@@ -299,8 +295,8 @@ impl WriteQueue {
         Box::pin(async move {
             match rx.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(f)) => Err(f.to_string()),
-                Err(_) => Err("durable storage stopped".into()),
+                Ok(Err(f)) => Err(f),
+                Err(_) => Err(LogError::Stopped),
             }
         })
     }
@@ -328,6 +324,7 @@ impl EntryLog for WriteQueue {
 mod tests {
     use super::*;
     use crate::store::Version;
+    use std::sync::Arc;
 
     fn entry(hlc: u64) -> Entry {
         Entry {
@@ -366,7 +363,7 @@ mod tests {
         let recent = q.wait_written();
         q.expire_stalled_waiters(Duration::from_millis(20));
         assert_eq!(
-            stalled.await,
+            stalled.await.map_err(|e| e.to_string()),
             Err("write not confirmed durable within 0 s".into())
         );
         let recent = tokio::spawn(recent);
@@ -381,12 +378,13 @@ mod tests {
         let q = Arc::new(WriteQueue::default());
         q.record(b"a", &entry(1)).expect("record");
         let wait = q.wait_written();
-        q.fail("disk on fire".into());
-        assert_eq!(wait.await, Err("disk on fire".into()));
-        assert_eq!(
-            q.record(b"b", &entry(2)),
-            Err(StoreError::Persistence("disk on fire".into()))
-        );
+        let fire = LogError::WriteFailed {
+            during: "writing the change log",
+            reason: "disk on fire".into(),
+        };
+        q.fail(fire.clone());
+        assert_eq!(wait.await, Err(fire.clone()));
+        assert_eq!(q.record(b"b", &entry(2)), Err(StoreError::Log(fire)));
     }
 
     #[test]

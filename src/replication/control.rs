@@ -9,11 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::session::Session;
 use super::shared::Shared;
-use crate::server::context::ReplicationControl;
-
-/// Why `REPLICATE enable` is refused on a node without a broker.
-pub const NO_BROKER: &str =
-    "replication unavailable: no MQTT broker configured ([mqtt] broker_address)";
+use crate::hooks::{ReplicationControl, ReplicationError};
 
 #[derive(Debug, Default)]
 struct State {
@@ -57,20 +53,20 @@ impl Replication {
     }
 
     /// Starts a session unless one runs (no duplicate clients).
-    pub fn start(&self) -> Result<(), String> {
+    pub fn start(&self) -> Result<(), ReplicationError> {
         let Some(shared) = &self.shared else {
-            return Err(NO_BROKER.to_owned());
+            return Err(ReplicationError::NoBroker);
         };
         let mut state = self.state.lock();
         if state.shut_down {
-            return Err("the node is shutting down".to_owned());
+            return Err(ReplicationError::ShuttingDown);
         }
         if state.running.is_some() {
             return Ok(());
         }
         let previous = state.stopping.take();
-        let session =
-            Session::start(shared.clone(), &self.runtime, previous).map_err(|e| e.to_string())?;
+        let session = Session::start(shared.clone(), &self.runtime, previous)
+            .map_err(|e| ReplicationError::Setup(e.to_string()))?;
         shared.queue.set_accepting(true);
         state.running = Some(session);
         tracing::info!("replication enabled");
@@ -121,7 +117,7 @@ impl Replication {
 }
 
 impl ReplicationControl for Replication {
-    fn enable(&self) -> Result<(), String> {
+    fn enable(&self) -> Result<(), ReplicationError> {
         self.start()
     }
 

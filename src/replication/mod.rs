@@ -38,7 +38,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::runtime::Handle;
 
-use crate::node::NodeParts;
+use crate::hooks::Hooks;
+use crate::subsystem::{Attached, StartUp, StopStep};
 use control::Replication;
 use metrics::ReplicationMetrics;
 use presence::PeerTable;
@@ -53,16 +54,21 @@ use shared::Shared;
 /// but `mqtt.enabled = false`, everything is prepared and `REPLICATE
 /// enable` starts it. Otherwise the session starts now; the node does not
 /// wait for the broker (an unreachable broker is retried in the background).
-pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
+pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     let runtime = Handle::current();
-    let config = &parts.config;
+    let config = start.config;
     if config.mqtt_broker().is_none() {
         tracing::info!("replication disabled: no MQTT broker configured");
-        parts.hooks.replication = Some(Arc::new(Replication::unconfigured(runtime)));
-        return Ok(());
+        return Ok(Attached {
+            hooks: Hooks {
+                replication: Some(Arc::new(Replication::unconfigured(runtime))),
+                ..Hooks::default()
+            },
+            ..Attached::default()
+        });
     }
     let incarnation = rand::random::<u64>();
-    let settings = Settings::new(config, &parts.facts, incarnation)?;
+    let settings = Settings::new(config, start.facts, incarnation)?;
     // Fail at start-up, not at the first connect, on a bad TLS setup.
     settings
         .mqtt_options()
@@ -70,33 +76,33 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
     warn_if_unroutable(&settings);
 
     let metrics = Arc::new(ReplicationMetrics::default());
-    metrics.register(&mut parts.registry);
+    metrics.register(start.registry);
     let queue = Arc::new(ChangeQueue::new(config.mqtt.queue_size, metrics.clone()));
     let peers = PeerTable::new(
         config.node_id.clone(),
         incarnation,
-        parts.discovered_peers.clone(),
+        start.discovered_peers.clone(),
         metrics.clone(),
     );
     let broker = format!("{}:{}", settings.broker.host, settings.broker.port);
     let topic = settings.updates_topic.clone();
     let shared = Arc::new(Shared::new(
         settings,
-        parts.store.clone(),
+        start.store.clone(),
         queue.clone(),
         metrics,
         peers,
-        parts.sync_trigger.clone(),
+        start.sync_trigger.clone(),
     ));
     let replication = Arc::new(Replication::new(shared, runtime));
-    parts.hooks.changes = Some(queue);
-    parts.hooks.replication = Some(replication.clone());
+    let hooks = Hooks {
+        changes: Some(queue),
+        replication: Some(replication.clone()),
+        ..Hooks::default()
+    };
 
     if config.mqtt_enabled() {
-        replication
-            .start()
-            .map_err(anyhow::Error::msg)
-            .context("cannot start replication")?;
+        replication.start().context("cannot start replication")?;
         tracing::info!(%broker, %topic, "replication over MQTT starting");
     } else {
         tracing::info!(
@@ -105,10 +111,12 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
         );
     }
     let stopper = replication;
-    parts.stop_steps.push(Box::new(move || {
-        Box::pin(async move { stopper.shutdown().await })
-    }));
-    Ok(())
+    let stop: StopStep = Box::new(move || Box::pin(async move { stopper.shutdown().await }));
+    Ok(Attached {
+        hooks,
+        stop: Some(stop),
+        ..Attached::default()
+    })
 }
 
 /// Warns when peers would be told to dial an unspecified address.

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use super::codec::estimated_change_len;
 use super::log_limit::LogLimit;
 use super::metrics::ReplicationMetrics;
-use crate::server::context::ChangeSink;
+use crate::hooks::ChangeSink;
 use crate::store::Change;
 
 /// Cap on the estimated bytes queued, whatever `queue_size` says, so that

@@ -8,8 +8,8 @@ use std::time::Duration;
 use rumqttc::{LastWill, MqttOptions, NetworkOptions, QoS, TlsConfiguration, Transport};
 
 use crate::config::{BrokerAddress, Config};
+use crate::hooks::NodeFacts;
 use crate::proto;
-use crate::server::context::NodeFacts;
 
 /// Seconds allowed for one TCP (+ TLS) connect and MQTT handshake.
 const CONNECT_TIMEOUT_SECS: u64 = 5;

@@ -4,6 +4,7 @@ use super::clients::ClientInfo;
 use super::context::ServerContext;
 use super::stats::{CommandKind, Stats};
 use super::transaction::Transaction;
+use crate::hooks::ReplicationError;
 use crate::protocol::{glob, Command, PairValue, Protocol, ReplicateAction, ReplyBuf};
 use crate::store::StoreError;
 use crate::store::{WriteOp, WriteResult};
@@ -345,11 +346,7 @@ fn replicate(ctx: &ServerContext, out: &mut ReplyBuf, action: ReplicateAction) {
         match action {
             ReplicateAction::Status => out.status("REPLICATION disabled"),
             _ => {
-                error(
-                    ctx,
-                    out,
-                    "replication unavailable: no MQTT broker configured ([mqtt] broker_address)",
-                );
+                error(ctx, out, &ReplicationError::NoBroker.to_string());
             }
         }
         return;
@@ -358,7 +355,7 @@ fn replicate(ctx: &ServerContext, out: &mut ReplyBuf, action: ReplicateAction) {
         ReplicateAction::Enable => match control.enable() {
             Ok(()) => out.ok(),
             Err(e) => {
-                error(ctx, out, &e);
+                error(ctx, out, &e.to_string());
             }
         },
         ReplicateAction::Disable => {
@@ -400,14 +397,7 @@ fn human_uptime(secs: u64) -> String {
 }
 
 fn memory_bytes(ctx: &ServerContext) -> u64 {
-    resident_set_bytes().unwrap_or_else(|| ctx.store.memory_used())
-}
-
-/// Resident set size of this process (Linux), in bytes.
-pub fn resident_set_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    crate::process::resident_set_bytes().unwrap_or_else(|| ctx.store.memory_used())
 }
 
 fn info_lines(ctx: &ServerContext) -> Vec<String> {

@@ -1,5 +1,6 @@
-//! The client server: listener, connections, command dispatch, and the
-//! hooks through which replication, anti-entropy and durability plug in.
+//! The client server: listener, connections, command dispatch. The hooks
+//! through which replication, anti-entropy and durability plug in live in
+//! [`crate::hooks`].
 
 pub mod clients;
 pub mod connection;
@@ -11,7 +12,5 @@ pub mod stats;
 pub mod striped;
 pub mod transaction;
 
-pub use context::{
-    ChangeSink, Durability, Hooks, Limits, ReplicationControl, ServerContext, SyncRunner,
-};
+pub use context::{Limits, ServerContext};
 pub use listener::ClientListener;

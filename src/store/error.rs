@@ -1,5 +1,7 @@
 //! Errors of store operations.
 
+use std::sync::Arc;
+
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -38,5 +40,58 @@ pub enum StoreError {
     },
     /// The durable log refused the write.
     #[error("storage error: {0}")]
-    Persistence(String),
+    Log(#[from] LogError),
+}
+
+/// Why the durable change log refused a write or could not confirm it.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LogError {
+    /// Writing or fsyncing the change log failed; every later write is
+    /// refused until the node restarts.
+    #[error("storage error {during}: {reason}")]
+    WriteFailed {
+        /// What the writer was doing (`writing the change log`, …).
+        during: &'static str,
+        /// The operating system's description of the failure.
+        reason: Arc<str>,
+    },
+    /// Shutdown has begun: no change is accepted any more.
+    #[error("durable storage is shut down")]
+    ShutDown,
+    /// The queue stayed full for too long (the disk does not keep up).
+    #[error(
+        "durable storage is not keeping up: {queued_mib} MiB waited {waited_secs} s to be written"
+    )]
+    Backlog {
+        /// The queue's limit in MiB.
+        queued_mib: usize,
+        /// How long the writer waited, in seconds.
+        waited_secs: u64,
+    },
+    /// The key is longer than the storage engine can hold.
+    #[error("key of {len} bytes is longer than the {max} bytes durable storage can hold")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The engine's limit.
+        max: usize,
+    },
+    /// The value is longer than the storage engine can hold.
+    #[error("value of {0} bytes is longer than durable storage can hold")]
+    ValueTooLong(usize),
+    /// The write was not confirmed on disk within the stall limit.
+    #[error("write not confirmed durable within {waited_secs} s")]
+    Unconfirmed {
+        /// How long the connection waited, in seconds.
+        waited_secs: u64,
+    },
+    /// The write did not reach the change log (an earlier batch failed).
+    #[error("write not confirmed in the change log")]
+    NotWritten,
+    /// Durable storage stopped before confirming the write.
+    #[error("durable storage stopped")]
+    Stopped,
+    /// The change-log writer thread died.
+    #[error("the change-log writer thread panicked")]
+    WriterPanicked,
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use entry::{entry_digest, key_hash, node_number, Entry, Version};
-pub use error::StoreError;
+pub use error::{LogError, StoreError};
 pub use merkle::{MerkleIndex, Summary, TreeShape};
 pub use ops::{WriteOp, WriteResult};
 

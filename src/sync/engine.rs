@@ -14,7 +14,7 @@ use super::limits::Tuning;
 use super::metrics::SyncMetrics;
 use super::peer;
 use crate::config::SyncMode;
-use crate::server::context::{BoxFuture, SyncRunner};
+use crate::hooks::{BoxFuture, SyncRequestError, SyncRunner};
 use crate::store::Store;
 
 /// Channels kept at most (peers named by `SYNC` can be anything).
@@ -148,7 +148,12 @@ impl SyncEngine {
 pub struct OnDemand(pub Arc<SyncEngine>);
 
 impl SyncRunner for OnDemand {
-    fn sync_with(&self, host: String, port: u16, full: bool) -> BoxFuture<Result<String, String>> {
+    fn sync_with(
+        &self,
+        host: String,
+        port: u16,
+        full: bool,
+    ) -> BoxFuture<Result<String, SyncRequestError>> {
         let engine = self.0.clone();
         Box::pin(async move {
             let addr = if host.contains(':') && !host.starts_with('[') {
@@ -165,7 +170,7 @@ impl SyncRunner for OnDemand {
                 .sync_with(&addr, mode)
                 .await
                 .map(|r| r.summary())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.into())
         })
     }
 }

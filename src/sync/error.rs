@@ -1,5 +1,6 @@
 //! What an anti-entropy round can fail with.
 
+use crate::hooks::SyncRequestError;
 use crate::store::{StoreError, TreeShape};
 
 /// Why a round failed. Every variant leaves the local store consistent:
@@ -93,6 +94,24 @@ impl SyncError {
             SyncError::Protocol { .. } => "protocol",
             SyncError::Store(_) => "store",
             SyncError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<SyncError> for SyncRequestError {
+    fn from(e: SyncError) -> Self {
+        let text = e.to_string();
+        match e {
+            SyncError::BadAddress(_) => SyncRequestError::BadAddress(text),
+            SyncError::Rpc {
+                code:
+                    tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded,
+                ..
+            } => SyncRequestError::Unreachable(text),
+            SyncError::Rpc { .. }
+            | SyncError::ShapeMismatch { .. }
+            | SyncError::Protocol { .. } => SyncRequestError::Refused(text),
+            SyncError::Store(_) | SyncError::Internal(_) => SyncRequestError::Local(text),
         }
     }
 }

@@ -36,7 +36,8 @@ pub use error::SyncError;
 pub use limits::Tuning;
 pub use peer::{channel, endpoint, WireStats};
 
-use crate::node::NodeParts;
+use crate::hooks::Hooks;
+use crate::subsystem::{Attached, StartUp, StopStep};
 
 /// How long shutdown waits for the gRPC server to finish in-flight calls.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,34 +55,38 @@ pub fn tuning_from_config(config: &crate::config::Config) -> Tuning {
 /// Starts the sync server, registers the `SYNC` hook and metrics, and (when
 /// `anti_entropy.enabled`) the periodic rounds; tombstone collection always
 /// runs.
-pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
-    let config = &parts.config;
+pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
+    let config = start.config;
     let tuning = tuning_from_config(config);
     let metrics = metrics::SyncMetrics::default();
-    metrics.register(&mut parts.registry);
+    metrics.register(start.registry);
 
     let server = server::serve(
         &config.sync_listen_addr(),
-        parts.store.clone(),
+        start.store.clone(),
         metrics.clone(),
         tuning.max_message_bytes,
-        parts.shutdown.subscribe(),
+        start.shutdown.subscribe(),
     )
     .await?;
-    parts.facts.sync_addr = server.addr.to_string();
+    let sync_addr = server.addr.to_string();
 
     let engine = Arc::new(SyncEngine::new(
-        parts.store.clone(),
+        start.store.clone(),
         tuning,
         metrics.clone(),
     ));
-    parts.hooks.sync = Some(Arc::new(engine::OnDemand(engine.clone())));
+    let hooks = Hooks {
+        sync: Some(Arc::new(engine::OnDemand(engine.clone()))),
+        ..Hooks::default()
+    };
+    let mut tasks = Vec::new();
 
     let ae = &config.anti_entropy;
     if ae.enabled {
         let source = scheduler::PeerSource {
             static_peers: ae.peer_list.clone(),
-            discovered: parts.discovered_peers.clone(),
+            discovered: start.discovered_peers.clone(),
             own: vec![server.addr.to_string(), config.advertised_sync_addr()],
         };
         let schedule = scheduler::Schedule {
@@ -89,25 +94,23 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
             max_concurrent: ae.max_concurrent_syncs,
             mode: ae.mode,
         };
-        parts.background.push(tokio::spawn(scheduler::run(
+        tasks.push(tokio::spawn(scheduler::run(
             engine,
             source,
             schedule,
-            parts.sync_trigger.clone(),
-            parts.shutdown.subscribe(),
+            start.sync_trigger.clone(),
+            start.shutdown.subscribe(),
         )));
     }
-    parts
-        .background
-        .push(tokio::spawn(scheduler::collect_tombstones(
-            parts.store.clone(),
-            Duration::from_secs(config.storage.tombstone_grace_seconds),
-            metrics,
-            parts.shutdown.subscribe(),
-        )));
+    tasks.push(tokio::spawn(scheduler::collect_tombstones(
+        start.store.clone(),
+        Duration::from_secs(config.storage.tombstone_grace_seconds),
+        metrics,
+        start.shutdown.subscribe(),
+    )));
 
     let task = server.task;
-    parts.stop_steps.push(Box::new(move || {
+    let stop: StopStep = Box::new(move || {
         Box::pin(async move {
             let abort = task.abort_handle();
             if tokio::time::timeout(SERVER_STOP_TIMEOUT, task)
@@ -117,13 +120,19 @@ pub async fn attach(parts: &mut NodeParts) -> anyhow::Result<()> {
                 abort.abort();
             }
         })
-    }));
+    });
     tracing::info!(
-        sync = %parts.facts.sync_addr,
+        sync = %sync_addr,
         periodic = ae.enabled,
         mode = ae.mode.as_str(),
         peers = ae.peer_list.len(),
         "anti-entropy attached"
     );
-    Ok(())
+    Ok(Attached {
+        hooks,
+        tasks,
+        stop: Some(stop),
+        sync_addr: Some(sync_addr),
+        ..Attached::default()
+    })
 }
