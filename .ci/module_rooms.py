@@ -31,7 +31,8 @@ def modpath(path):
     return rel
 
 CRATE = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)(?:::([a-z_][a-z0-9_]*))?")
-SUPER = re.compile(r"\bsuper::([a-z_][a-z0-9_]*)")
+SUPER = re.compile(r"\b((?:super::)+)([a-z_][a-z0-9_]*)")
+COMMENT = re.compile(r"//[^\n]*")
 USE_GROUP = re.compile(r"use\s+crate::\{([^;]*)\};", re.S)
 
 def strip_tests(text):
@@ -52,7 +53,8 @@ for p in files:
     mp = modpath(p)
     if not mp:
         continue
-    text = strip_tests(open(p, encoding="utf-8").read())
+    # Comments (doc links included) are not dependencies.
+    text = COMMENT.sub("", strip_tests(open(p, encoding="utf-8").read()))
     room = mp[0]
     names = []
     for m in CRATE.finditer(text):
@@ -82,10 +84,15 @@ for p in files:
         elif sub and len(mp) >= 2 and sub != mp[1]:
             inner_edges[room][mp[1]].add(sub)
     if len(mp) >= 2:
+        # `super::` is the parent module of the file's module; each further
+        # `super::` goes one level up. Inside a room, an edge joins two of
+        # its second-level modules.
         for m in SUPER.finditer(text):
-            s = m.group(1)
-            if len(mp) == 2 and s != mp[1]:
-                inner_edges[room][mp[1]].add(s)
+            ups = m.group(1).count("super::")
+            base = mp[: len(mp) - ups]
+            target = base + [m.group(2)]
+            if len(target) >= 2 and target[0] == room and target[1] != mp[1]:
+                inner_edges[room][mp[1]].add(target[1])
 
 def sccs(graph):
     index, low, on, stack, out = {}, {}, set(), [], []

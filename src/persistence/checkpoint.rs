@@ -18,7 +18,7 @@ use fjall::PersistMode;
 use parking_lot::{Condvar, Mutex};
 
 use super::engine::{describe, Engine, LogOp};
-use super::log_format::{FrameEnd, Frames, LogRecord};
+use super::log_frame::{FrameEnd, Frames, LogRecord};
 use super::log_segments::{sync_dir, SealedSink, Segment};
 use super::metrics::StorageMetrics;
 
@@ -252,7 +252,7 @@ pub fn fold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persistence::log_format::{encode_high_water, encode_put, encode_remove};
+    use crate::persistence::log_frame::{encode_high_water, encode_put, encode_remove};
     use crate::persistence::log_segments::segment_path;
     use crate::persistence::test_entry;
     use crate::store::Entry;

@@ -1,6 +1,6 @@
 //! The storage engine: a fjall database in `<data_dir>/engine` with two
 //! keyspaces, `entries` (one record per key, tombstones included, see
-//! [`super::codec`]) and `meta` (the HLC high-water mark).
+//! [`super::entry_record`]) and `meta` (the HLC high-water mark).
 //!
 //! Only the group-commit writer thread writes here, in batches: one journal
 //! append per batch, followed by an `fdatasync` when the policy asks for it.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
 
-use super::codec::{self, EncodeError};
+use super::entry_record::{self, EncodeError};
 use super::error::PersistenceError;
 use crate::store::Entry;
 
@@ -42,7 +42,7 @@ pub enum LogOp {
 impl LogOp {
     /// The write of `entry` for `key`.
     pub fn put(key: &[u8], entry: &Entry) -> Result<Self, EncodeError> {
-        let header = codec::entry_header(entry)?;
+        let header = entry_record::entry_header(entry)?;
         let value = entry.value.as_deref().unwrap_or_default();
         Ok(LogOp::Put {
             key: stored_key(key)?,
@@ -63,7 +63,7 @@ impl LogOp {
     /// original one an older release may have written it with.
     pub fn remove(key: &[u8]) -> Result<Self, EncodeError> {
         Ok(LogOp::Remove {
-            keys: codec::stored_key_layouts(key)?
+            keys: entry_record::stored_key_layouts(key)?
                 .iter()
                 .map(|stored| Slice::from(&stored[..]))
                 .collect(),
@@ -80,7 +80,7 @@ impl LogOp {
 }
 
 fn stored_key(key: &[u8]) -> Result<Slice, EncodeError> {
-    let (prefix, used) = codec::key_prefix(key)?;
+    let (prefix, used) = entry_record::key_prefix(key)?;
     Ok(concat(&prefix[..used], key))
 }
 
@@ -160,7 +160,7 @@ impl Engine {
             batch.insert(
                 &self.meta,
                 HIGH_WATER_KEY,
-                &codec::encode_high_water(hlc)[..],
+                &entry_record::encode_high_water(hlc)[..],
             );
         }
         if batch.is_empty() {
@@ -199,7 +199,7 @@ impl Engine {
             .get(HIGH_WATER_KEY)
             .map_err(|e| self.engine_error(&e))?;
         raw.map(|bytes| {
-            codec::decode_high_water(&bytes).map_err(|source| PersistenceError::Damaged {
+            entry_record::decode_high_water(&bytes).map_err(|source| PersistenceError::Damaged {
                 dir: self.dir.clone(),
                 key: "<hlc high-water mark>".into(),
                 source,
@@ -253,8 +253,8 @@ impl Engine {
             key: printable(key),
             source,
         };
-        let user_key = codec::decode_key(key).map_err(damaged)?;
-        let entry = codec::decode_entry(record).map_err(damaged)?;
+        let user_key = entry_record::decode_key(key).map_err(damaged)?;
+        let entry = entry_record::decode_entry(record).map_err(damaged)?;
         Ok((user_key, entry))
     }
 
@@ -315,7 +315,7 @@ pub fn describe(e: &fjall::Error) -> String {
 
 /// A key for messages: lossy UTF-8, at most 64 characters.
 fn printable(key: &[u8]) -> String {
-    let key = codec::decode_key(key).unwrap_or(key);
+    let key = entry_record::decode_key(key).unwrap_or(key);
     let text = String::from_utf8_lossy(key);
     if text.chars().count() > 64 {
         format!("{}…", text.chars().take(64).collect::<String>())
@@ -348,10 +348,10 @@ mod tests {
         let engine = Engine::open(dir.path()).expect("open");
         // What an older release wrote: `k ++ key`.
         let legacy = |key: &[u8], e: &Entry| {
-            let header = codec::entry_header(e).expect("header");
+            let header = entry_record::entry_header(e).expect("header");
             let mut record = header.to_vec();
             record.extend_from_slice(e.value.as_deref().unwrap_or_default());
-            let mut stored = vec![codec::KEY_TAG];
+            let mut stored = vec![entry_record::KEY_TAG];
             stored.extend_from_slice(key);
             LogOp::Put {
                 key: Slice::from(&stored[..]),
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn oversized_keys_are_refused_not_panicked_on() {
-        let key = vec![b'k'; codec::MAX_KEY_BYTES + 1];
+        let key = vec![b'k'; entry_record::MAX_KEY_BYTES + 1];
         assert!(LogOp::put(&key, &entry(1, Some(b"v"))).is_err());
         assert!(LogOp::remove(&key).is_err());
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::codec::DecodeError;
+use super::entry_record::DecodeError;
 
 /// What can go wrong opening, recovering or writing durable storage.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 
 use super::checkpoint::Checkpointer;
 use super::engine::{describe, Engine};
-use super::log_format;
+use super::log_frame;
 use super::log_segments::{LogWriter, SyncPlan};
 use super::metrics::StorageMetrics;
 use super::queue::{Taken, WriteQueue, STALL_LIMIT};
@@ -265,7 +265,7 @@ impl GroupCommit {
             let mut appender = sink.appender.lock();
             if !sink.queue.has_failed() {
                 let (mut taken, _) = sink.take(&mut appender);
-                log_format::encode_high_water(
+                log_frame::encode_high_water(
                     &mut taken.frames,
                     final_high_water.max(sink.queue.max_hlc()),
                 );

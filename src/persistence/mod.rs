@@ -6,8 +6,8 @@
 //! and are rebuilt from the engine plus the log at start-up.
 //!
 //! * [`lock`]: one process per data directory (`LOCK`, holding the pid).
-//! * [`engine`] / [`codec`]: the fjall database and the record format.
-//! * [`log_format`] / [`log_segments`]: the change log's frames and files.
+//! * [`engine`] / [`entry_record`]: the fjall database and the record format.
+//! * [`log_frame`] / [`log_segments`]: the change log's frames and files.
 //! * [`queue`] / [`group_commit`]: the store records each change into an
 //!   in-memory queue; it reaches the log before the reply (appended by the
 //!   connection itself, or by the group-commit thread that also fsyncs
@@ -18,13 +18,13 @@
 //! See `docs/durability.md` for what each fsync policy guarantees.
 
 pub mod checkpoint;
-pub mod clean;
-pub mod codec;
+pub mod clean_marker;
 pub mod engine;
+pub mod entry_record;
 pub mod error;
 pub mod group_commit;
 pub mod lock;
-pub mod log_format;
+pub mod log_frame;
 pub mod log_segments;
 pub mod metrics;
 pub mod queue;
@@ -192,7 +192,7 @@ fn mark_clean(store: &Store, dir: &Path) {
     // flush finishes under its shard lock; a scan takes every shard lock in
     // turn, so afterwards the index matches what was written.
     let _ = store.scan(&[0xff; 16]);
-    if let Err(e) = clean::write(dir, store.root()) {
+    if let Err(e) = clean_marker::write(dir, store.root()) {
         tracing::warn!(data_dir = %dir.display(), "cannot write the clean-shutdown marker: {e}");
     }
 }
@@ -226,7 +226,7 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     let open_elapsed = started.elapsed();
     let report = contain_panic(&dir, || recovery::recover(&engine, store))?;
     let replayed = replay::replay(&dir.join(LOG_DIR), store)?;
-    let marker = clean::read(&dir)?;
+    let marker = clean_marker::read(&dir)?;
     let unclean = (existed || !replayed.segments.is_empty()) && marker.is_none();
     match marker {
         Some(expected) => {
@@ -249,7 +249,7 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     replay::cut_torn_tails(&replayed)?;
     // From here on new writes may reach the disk: the old marker no longer
     // describes it.
-    clean::clear(&dir).map_err(|source| PersistenceError::DataDir {
+    clean_marker::clear(&dir).map_err(|source| PersistenceError::DataDir {
         dir: dir.clone(),
         source,
     })?;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use super::codec::EncodeError;
-use super::log_format;
+use super::entry_record::EncodeError;
+use super::log_frame;
 use crate::hooks::BoxFuture;
 use crate::store::{Entry, EntryLog, LogError, StoreError};
 
@@ -305,7 +305,7 @@ impl WriteQueue {
 impl EntryLog for WriteQueue {
     fn record(&self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
         self.push(entry.version.hlc, |out, _| {
-            log_format::encode_put(out, key, entry)
+            log_frame::encode_put(out, key, entry)
         })
     }
 
@@ -313,8 +313,8 @@ impl EntryLog for WriteQueue {
         // The removed tombstone may have carried the newest version: the
         // high-water mark goes along so versions never go backwards.
         self.push(0, |out, max_hlc| {
-            log_format::encode_remove(out, key)?;
-            log_format::encode_high_water(out, max_hlc);
+            log_frame::encode_remove(out, key)?;
+            log_frame::encode_high_water(out, max_hlc);
             Ok(())
         })
     }
@@ -342,7 +342,7 @@ mod tests {
         let wait = q.wait_written();
         let (taken, stopping) = q.take_now(Vec::new());
         assert_eq!(taken.changes, 2);
-        assert_eq!(log_format::Frames::new(&taken.frames).count(), 2);
+        assert_eq!(log_frame::Frames::new(&taken.frames).count(), 2);
         assert_eq!(taken.last_seq, 2);
         assert_eq!(stopping, None);
         assert_eq!(q.max_hlc(), 9);
@@ -394,12 +394,12 @@ mod tests {
         q.stop(42);
         let (taken, stopping) = q.take_now(Vec::new());
         assert_eq!(stopping, Some(42));
-        let records: Vec<_> = log_format::Frames::new(&taken.frames).collect();
+        let records: Vec<_> = log_frame::Frames::new(&taken.frames).collect();
         assert_eq!(
             records,
             vec![
-                log_format::LogRecord::Remove { key: b"x" },
-                log_format::LogRecord::HighWater(0)
+                log_frame::LogRecord::Remove { key: b"x" },
+                log_frame::LogRecord::HighWater(0)
             ]
         );
         assert!(q.record(b"y", &entry(3)).is_err());

@@ -15,9 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::codec;
+use super::entry_record;
 use super::error::PersistenceError;
-use super::log_format::{FrameEnd, Frames, LogRecord};
+use super::log_frame::{FrameEnd, Frames, LogRecord};
 use super::log_segments::{self, Segment};
 use crate::store::Store;
 
@@ -63,7 +63,7 @@ pub fn replay(log_dir: &Path, store: &Store) -> Result<ReplayReport, Persistence
         for record in frames.by_ref() {
             match record {
                 LogRecord::Put { key, record } => {
-                    let entry = codec::decode_entry(record).map_err(|source| {
+                    let entry = entry_record::decode_entry(record).map_err(|source| {
                         PersistenceError::Damaged {
                             dir: segment.path.clone(),
                             key: String::from_utf8_lossy(&key[..key.len().min(64)]).into(),
@@ -143,7 +143,7 @@ pub fn cut_torn_tails(report: &ReplayReport) -> Result<(), PersistenceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persistence::log_format::{encode_high_water, encode_put, encode_remove};
+    use crate::persistence::log_frame::{encode_high_water, encode_put, encode_remove};
     use crate::persistence::log_segments::segment_path;
     use crate::persistence::test_entry;
     use crate::store::{Entry, StoreOptions};

@@ -9,7 +9,9 @@
 //! without a newline the connection answers `ERROR line too long` and
 //! closes, so memory stays bounded.
 
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +19,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::action::Action;
 use super::clients::ClientInfo;
 use super::context::ServerContext;
-use super::dispatch::{self, Action, Session};
-use super::transaction;
+use super::dispatch;
+use super::replies;
+use super::run;
+use super::session::Session;
 use crate::protocol::{resp, text, CommandError, Protocol, ReplyBuf};
 
 /// Bytes requested from the socket per read.
@@ -45,167 +50,322 @@ pub enum ConnectionError {
 /// Serves one connection until EOF, QUIT, a fatal protocol error, the idle
 /// timeout, or shutdown.
 pub async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     ctx: Arc<ServerContext>,
     client: Arc<ClientInfo>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let _ = stream.set_nodelay(true);
-    let max_bulk = ctx.limits.max_line_bytes;
-    let max_line = max_bulk.saturating_add(LINE_HEADROOM);
-    // RESP requests may carry several max-size bulk strings (MSET).
-    let max_request = max_bulk.saturating_mul(8).saturating_add(READ_CHUNK);
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut start = 0usize; // first unprocessed byte
-    let mut scanned = 0usize; // text: bytes after `start` already searched for '\n'
-    let mut out: Option<ReplyBuf> = None;
-    let mut ranges: Vec<Range<usize>> = Vec::new();
-    let mut session = Session::default();
-    // Closing because of bad input: linger so the client can read why.
-    let mut refused = false;
+    let sizes = Sizes::of(&ctx);
+    let mut conn = Conn {
+        stream,
+        ctx,
+        client,
+        session: Session::default(),
+        refused: false,
+    };
+    let mut input = Input {
+        buf: Vec::with_capacity(16 * 1024),
+        start: 0,
+        scanned: 0,
+        ranges: Vec::new(),
+    };
     // One shutdown future for the whole connection, polled beside every
     // read: creating and dropping a watch notification per request costs
     // a lock and a waiter-list update each time.
     let shutdown_requested = shutdown.wait_for(|stop| *stop);
     tokio::pin!(shutdown_requested);
 
-    loop {
-        // Make room: drop processed bytes, then reserve one chunk.
-        if start > 0 {
-            buf.drain(..start);
-            start = 0;
+    if conn
+        .read(&mut input, sizes.max_line, &mut shutdown_requested)
+        .await?
+    {
+        if input.buf.first() == Some(&b'*') {
+            let mut out = ReplyBuf::new(Protocol::Resp);
+            resp_loop(
+                &mut conn,
+                &mut input,
+                &mut out,
+                &sizes,
+                &mut shutdown_requested,
+            )
+            .await?;
+        } else {
+            let mut out = ReplyBuf::new(Protocol::Text);
+            text_loop(
+                &mut conn,
+                &mut input,
+                &mut out,
+                &sizes,
+                &mut shutdown_requested,
+            )
+            .await?;
         }
-        let limit = match out.as_ref().map(ReplyBuf::protocol) {
-            Some(Protocol::Resp) => max_request,
-            _ => max_line,
+    }
+    let _ = conn.stream.shutdown().await;
+    if conn.refused {
+        linger(&mut conn.stream).await;
+    }
+    Ok(())
+}
+
+/// The size limits of one connection's requests.
+struct Sizes {
+    /// Longest RESP bulk string.
+    max_bulk: usize,
+    /// Longest text line.
+    max_line: usize,
+    /// Longest RESP request: it may carry several max-size bulk strings
+    /// (MSET).
+    max_request: usize,
+}
+
+impl Sizes {
+    fn of(ctx: &ServerContext) -> Self {
+        let max_bulk = ctx.limits.max_line_bytes;
+        Self {
+            max_bulk,
+            max_line: max_bulk.saturating_add(LINE_HEADROOM),
+            max_request: max_bulk.saturating_mul(8).saturating_add(READ_CHUNK),
+        }
+    }
+}
+
+/// A connection apart from its input: the socket and what commands update.
+struct Conn {
+    stream: TcpStream,
+    ctx: Arc<ServerContext>,
+    client: Arc<ClientInfo>,
+    session: Session,
+    /// Closing because of bad input: linger so the client can read why.
+    refused: bool,
+}
+
+/// Bytes read and not yet processed.
+struct Input {
+    buf: Vec<u8>,
+    /// First unprocessed byte.
+    start: usize,
+    /// Text: bytes after `start` already searched for `\n`.
+    scanned: usize,
+    /// RESP: where the arguments of the last parsed request are.
+    ranges: Vec<Range<usize>>,
+}
+
+/// The text protocol: every complete line is a request.
+async fn text_loop<F: Future>(
+    conn: &mut Conn,
+    input: &mut Input,
+    out: &mut ReplyBuf,
+    sizes: &Sizes,
+    shutdown: &mut Pin<&mut F>,
+) -> Result<(), ConnectionError> {
+    loop {
+        let close = text_requests(conn, input, out, sizes.max_line).await?;
+        if conn.flush(out).await? || close {
+            return Ok(());
+        }
+        if !conn.read(input, sizes.max_line, shutdown).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Executes every complete line read; returns whether to close.
+async fn text_requests(
+    conn: &mut Conn,
+    input: &mut Input,
+    out: &mut ReplyBuf,
+    max_line: usize,
+) -> Result<bool, ConnectionError> {
+    loop {
+        let Some(pos) = memchr::memchr(b'\n', &input.buf[input.start + input.scanned..]) else {
+            input.scanned = input.buf.len() - input.start;
+            if input.scanned > max_line {
+                conn.refuse(out, "line too long");
+                return Ok(true);
+            }
+            return Ok(false);
         };
-        reserve_read_room(&mut buf, limit);
+        let end = input.start + input.scanned + pos;
+        let line = &input.buf[input.start..end];
+        input.start = end + 1;
+        input.scanned = 0;
+        if line.len() > max_line {
+            conn.refuse(out, "line too long");
+            return Ok(true);
+        }
+        let action = match text::parse_line(line) {
+            Ok(cmd) => dispatch::execute(cmd, &conn.ctx, &conn.client, &mut conn.session, out),
+            Err(CommandError::InvalidUtf8) => {
+                conn.refuse(out, "invalid UTF-8");
+                Action::Close
+            }
+            Err(e) => replies::error(&conn.ctx, out, &e.to_string()),
+        };
+        if conn.step(action, out).await? {
+            return Ok(true);
+        }
+    }
+}
+
+/// RESP2/3: every complete array of bulk strings is a request; inside
+/// `MULTI` requests are queued instead of executed.
+async fn resp_loop<F: Future>(
+    conn: &mut Conn,
+    input: &mut Input,
+    out: &mut ReplyBuf,
+    sizes: &Sizes,
+    shutdown: &mut Pin<&mut F>,
+) -> Result<(), ConnectionError> {
+    loop {
+        let close = resp_requests(conn, input, out, sizes).await?;
+        if conn.flush(out).await? || close {
+            return Ok(());
+        }
+        if !conn.read(input, sizes.max_request, shutdown).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Executes every complete request read; returns whether to close.
+async fn resp_requests(
+    conn: &mut Conn,
+    input: &mut Input,
+    out: &mut ReplyBuf,
+    sizes: &Sizes,
+) -> Result<bool, ConnectionError> {
+    loop {
+        let consumed =
+            match resp::parse_request(&input.buf[input.start..], sizes.max_bulk, &mut input.ranges)
+            {
+                Ok(Some(consumed)) => consumed,
+                Ok(None) => {
+                    if input.buf.len() - input.start > sizes.max_request {
+                        conn.refuse(out, "Protocol error: request too large");
+                        return Ok(true);
+                    }
+                    return Ok(false);
+                }
+                Err(e) => {
+                    conn.refuse(out, &e.to_string());
+                    return Ok(true);
+                }
+            };
+        let req = &input.buf[input.start..input.start + consumed];
+        input.start += consumed;
+        if input.ranges.is_empty() {
+            continue;
+        }
+        let action = match (
+            resp::to_command(req, &input.ranges),
+            &mut conn.session.multi,
+        ) {
+            (Ok(cmd), Some(tx)) if !cmd.bypasses_transaction() => {
+                tx.queue(&conn.ctx, req, out);
+                Action::Continue
+            }
+            (Ok(cmd), _) => dispatch::execute(cmd, &conn.ctx, &conn.client, &mut conn.session, out),
+            (Err(e), tx) => {
+                if let Some(tx) = tx {
+                    tx.abort();
+                }
+                replies::error(&conn.ctx, out, &e.to_string())
+            }
+        };
+        if conn.step(action, out).await? {
+            return Ok(true);
+        }
+    }
+}
+
+impl Conn {
+    /// Reads more input (keeping at most about `limit` bytes buffered);
+    /// `false` at EOF, the idle timeout or shutdown.
+    async fn read<F: Future>(
+        &mut self,
+        input: &mut Input,
+        limit: usize,
+        shutdown: &mut Pin<&mut F>,
+    ) -> Result<bool, ConnectionError> {
+        // Make room: drop processed bytes, then reserve one chunk.
+        if input.start > 0 {
+            input.buf.drain(..input.start);
+            input.start = 0;
+        }
+        reserve_read_room(&mut input.buf, limit);
+        let stream = &mut self.stream;
+        let buf = &mut input.buf;
         let read = async {
-            match ctx.limits.idle_timeout {
-                Some(t) => tokio::time::timeout(t, stream.read_buf(&mut buf))
-                    .await
-                    .ok(),
-                None => Some(stream.read_buf(&mut buf).await),
+            match self.ctx.limits.idle_timeout {
+                Some(t) => tokio::time::timeout(t, stream.read_buf(buf)).await.ok(),
+                None => Some(stream.read_buf(buf).await),
             }
         };
         let n = tokio::select! {
             biased;
             r = read => match r {
-                None => break, // idle timeout
+                None => return Ok(false), // idle timeout
                 Some(r) => r?,
             },
-            _ = &mut shutdown_requested => break,
+            _ = shutdown.as_mut() => return Ok(false),
         };
         if n == 0 {
-            break;
+            return Ok(false);
         }
-        client.touch();
-        if let Some(poller) = &ctx.idle_poll {
+        self.client.touch();
+        if let Some(poller) = &self.ctx.idle_poll {
             poller.on_read();
         }
-        let out = out.get_or_insert_with(|| {
-            ReplyBuf::new(if buf.first() == Some(&b'*') {
-                Protocol::Resp
-            } else {
-                Protocol::Text
-            })
-        });
+        Ok(true)
+    }
+
+    /// The step every request ends with, in both protocols: runs what the
+    /// command asked for, then writes the replies early once they pile up.
+    /// Returns whether to close.
+    async fn step(
+        &mut self,
+        action: Action<'_>,
+        out: &mut ReplyBuf,
+    ) -> Result<bool, ConnectionError> {
+        if run::run_action(action, &self.ctx, &self.client, &mut self.session, out).await {
+            return Ok(true);
+        }
+        Ok(out.len() >= OUT_FLUSH_BYTES && self.flush(out).await?)
+    }
+
+    /// Answers bad input with `msg`; the connection closes and lingers.
+    fn refuse(&mut self, out: &mut ReplyBuf, msg: &str) {
+        replies::error(&self.ctx, out, msg);
+        self.refused = true;
+    }
+
+    /// Writes the buffered replies in one write, after the writes they
+    /// acknowledge are durable (`storage.fsync = "always"`). Returns
+    /// whether the connection must close (the durable flush failed).
+    async fn flush(&mut self, out: &mut ReplyBuf) -> Result<bool, ConnectionError> {
         let mut close = false;
-        match out.protocol() {
-            Protocol::Text => loop {
-                let Some(pos) = memchr::memchr(b'\n', &buf[start + scanned..]) else {
-                    scanned = buf.len() - start;
-                    if scanned > max_line {
-                        dispatch::error(&ctx, out, "line too long");
-                        close = true;
-                        refused = true;
-                    }
-                    break;
-                };
-                let end = start + scanned + pos;
-                let line = &buf[start..end];
-                start = end + 1;
-                scanned = 0;
-                if line.len() > max_line {
-                    dispatch::error(&ctx, out, "line too long");
+        if self.session.wrote {
+            self.session.wrote = false;
+            if let Some(d) = &self.ctx.hooks.durability {
+                if let Err(e) = d.wait_durable().await {
+                    // The replies already encoded claim success; the write
+                    // is in memory and the log, but not confirmed on disk:
+                    // say so and close rather than acknowledge silently.
+                    tracing::error!(error = %e, "durable flush failed");
+                    out.clear();
+                    replies::error(&self.ctx, out, &format!("storage error: {e}"));
                     close = true;
-                    refused = true;
-                    break;
                 }
-                let action = match text::parse_line(line) {
-                    Ok(cmd) => dispatch::execute(cmd, &ctx, &client, &mut session, out),
-                    Err(CommandError::InvalidUtf8) => {
-                        dispatch::error(&ctx, out, "invalid UTF-8");
-                        refused = true;
-                        Action::Close
-                    }
-                    Err(e) => dispatch::error(&ctx, out, &e.to_string()),
-                };
-                if run_action(action, &ctx, &client, &mut session, out).await
-                    || (out.len() >= OUT_FLUSH_BYTES
-                        && flush(&mut stream, &ctx, &mut session, out).await?)
-                {
-                    close = true;
-                    break;
-                }
-            },
-            Protocol::Resp => loop {
-                match resp::parse_request(&buf[start..], max_bulk, &mut ranges) {
-                    Ok(None) => {
-                        if buf.len() - start > max_request {
-                            dispatch::error(&ctx, out, "Protocol error: request too large");
-                            close = true;
-                            refused = true;
-                        }
-                        break;
-                    }
-                    Ok(Some(consumed)) => {
-                        let req = &buf[start..start + consumed];
-                        start += consumed;
-                        if ranges.is_empty() {
-                            continue;
-                        }
-                        let action = match (resp::to_command(req, &ranges), &mut session.multi) {
-                            (Ok(cmd), Some(tx)) if !cmd.bypasses_transaction() => {
-                                tx.queue(&ctx, req, out);
-                                Action::Continue
-                            }
-                            (Ok(cmd), _) => {
-                                dispatch::execute(cmd, &ctx, &client, &mut session, out)
-                            }
-                            (Err(e), tx) => {
-                                if let Some(tx) = tx {
-                                    tx.abort();
-                                }
-                                dispatch::error(&ctx, out, &e.to_string())
-                            }
-                        };
-                        if run_action(action, &ctx, &client, &mut session, out).await
-                            || (out.len() >= OUT_FLUSH_BYTES
-                                && flush(&mut stream, &ctx, &mut session, out).await?)
-                        {
-                            close = true;
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        dispatch::error(&ctx, out, &e.to_string());
-                        close = true;
-                        refused = true;
-                        break;
-                    }
-                }
-            },
+            }
         }
-        if flush(&mut stream, &ctx, &mut session, out).await? || close {
-            break;
+        if !out.is_empty() {
+            self.stream.write_all(out.as_bytes()).await?;
+            out.clear();
         }
+        Ok(close)
     }
-    let _ = stream.shutdown().await;
-    if refused {
-        linger(&mut stream).await;
-    }
-    Ok(())
 }
 
 /// Makes room for one more read: doubles the buffer as `Vec` would, but
@@ -241,78 +401,4 @@ async fn linger(stream: &mut TcpStream) {
         }
     })
     .await;
-}
-
-/// Writes the buffered replies in one write, after the writes they
-/// acknowledge are durable (`storage.fsync = "always"`). Returns whether
-/// the connection must close (the durable flush failed).
-async fn flush(
-    stream: &mut TcpStream,
-    ctx: &ServerContext,
-    session: &mut Session,
-    out: &mut ReplyBuf,
-) -> Result<bool, ConnectionError> {
-    let mut close = false;
-    if session.wrote {
-        session.wrote = false;
-        if let Some(d) = &ctx.hooks.durability {
-            if let Err(e) = d.wait_durable().await {
-                // The replies already encoded claim success; the write is in
-                // memory and the log, but not confirmed on disk: say so and
-                // close rather than acknowledge silently.
-                tracing::error!(error = %e, "durable flush failed");
-                out.clear();
-                dispatch::error(ctx, out, &format!("storage error: {e}"));
-                close = true;
-            }
-        }
-    }
-    if !out.is_empty() {
-        stream.write_all(out.as_bytes()).await?;
-        out.clear();
-    }
-    Ok(close)
-}
-
-/// Runs what a command asked for; returns whether to close.
-async fn run_action(
-    action: Action<'_>,
-    ctx: &ServerContext,
-    client: &ClientInfo,
-    session: &mut Session,
-    out: &mut ReplyBuf,
-) -> bool {
-    match action {
-        Action::Continue => false,
-        Action::Close => true,
-        Action::Sync { host, port, full } => {
-            run_sync(ctx, out, host, port, full).await;
-            false
-        }
-        Action::Exec => match session.multi.take() {
-            Some(tx) => transaction::exec(tx, ctx, client, session, out).await,
-            None => false,
-        },
-    }
-}
-
-/// `SYNC host port [--full]`: one anti-entropy round, its outcome encoded.
-pub(super) async fn run_sync(
-    ctx: &ServerContext,
-    out: &mut ReplyBuf,
-    host: &str,
-    port: u16,
-    full: bool,
-) {
-    match &ctx.hooks.sync {
-        None => {
-            dispatch::error(ctx, out, "anti-entropy is not available on this node");
-        }
-        Some(runner) => match runner.sync_with(host.to_string(), port, full).await {
-            Ok(summary) => out.status(&format!("OK {summary}")),
-            Err(e) => {
-                dispatch::error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
-            }
-        },
-    }
 }

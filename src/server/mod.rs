@@ -2,12 +2,18 @@
 //! through which replication, anti-entropy and durability plug in live in
 //! [`crate::hooks`].
 
+pub mod action;
 pub mod clients;
+pub mod commands;
 pub mod connection;
 pub mod context;
 pub mod dispatch;
 pub mod idle_poll;
+pub mod info;
 pub mod listener;
+pub mod replies;
+pub mod run;
+pub mod session;
 pub mod stats;
 pub mod striped;
 pub mod transaction;

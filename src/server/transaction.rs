@@ -5,14 +5,12 @@
 //! request bytes and answered `+QUEUED`; a command that fails to parse
 //! aborts the transaction (`EXEC` then answers `-EXECABORT`, as Redis).
 //! `EXEC` runs the queued commands back to back and answers one array of
-//! their replies. There is no isolation: other connections' commands may
+//! their replies (see [`run`](super::run)). There is no isolation: other connections' commands may
 //! run between two queued commands (see docs/protocol.md).
 
-use super::clients::ClientInfo;
-use super::connection::run_sync;
 use super::context::ServerContext;
-use super::dispatch::{self, Action, Session};
-use crate::protocol::{resp, ReplyBuf};
+use super::replies;
+use crate::protocol::ReplyBuf;
 
 /// Most commands one transaction may queue.
 pub const MAX_QUEUED_COMMANDS: usize = 100_000;
@@ -37,7 +35,7 @@ impl Transaction {
             || self.requests.len() + request.len() > MAX_QUEUED_BYTES
         {
             self.aborted = true;
-            dispatch::error(
+            replies::error(
                 ctx,
                 out,
                 &format!(
@@ -55,45 +53,27 @@ impl Transaction {
     pub fn abort(&mut self) {
         self.aborted = true;
     }
-}
 
-/// Runs `EXEC`: every queued command in order, their replies in one array.
-/// Returns whether the connection must close (a queued `SHUTDOWN`).
-pub async fn exec(
-    tx: Transaction,
-    ctx: &ServerContext,
-    client: &ClientInfo,
-    session: &mut Session,
-    out: &mut ReplyBuf,
-) -> bool {
-    if tx.aborted {
-        ctx.stats.error_replies.incr();
-        out.error_with_code(
-            "EXECABORT",
-            "Transaction discarded because of previous errors.",
-        );
-        return false;
+    /// Whether a queued command was refused (`EXEC` answers `EXECABORT`).
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
     }
-    out.array_start(tx.ends.len());
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    for &end in &tx.ends {
-        let request = &tx.requests[start..end];
-        start = end;
-        let command = match resp::parse_request(request, usize::MAX, &mut ranges) {
-            Ok(Some(_)) => resp::to_command(request, &ranges),
-            // Checked when queued; kept as an error element just in case.
-            _ => Err(crate::protocol::CommandError::Syntax),
-        };
-        let action = match command {
-            Ok(cmd) => dispatch::execute(cmd, ctx, client, session, out),
-            Err(e) => dispatch::error(ctx, out, &e.to_string()),
-        };
-        match action {
-            Action::Continue | Action::Exec => {}
-            Action::Close => return true,
-            Action::Sync { host, port, full } => run_sync(ctx, out, host, port, full).await,
-        }
+
+    /// How many commands are queued.
+    pub fn len(&self) -> usize {
+        self.ends.len()
     }
-    false
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The queued requests, in order.
+    pub fn requests(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.requests[start..end])
+    }
 }

@@ -13,6 +13,10 @@ mod entry;
 mod error;
 pub mod merkle;
 mod ops;
+mod reads;
+mod remote;
+mod tombstone_gc;
+mod value_rule;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +28,10 @@ pub use entry::{entry_digest, key_hash, node_number, Entry, Version};
 pub use error::{LogError, StoreError};
 pub use merkle::{MerkleIndex, Summary, TreeShape};
 pub use ops::{WriteOp, WriteResult};
+pub use tombstone_gc::{collect_tombstones, gc_interval};
+pub use value_rule::{is_line_safe, ValueRule};
 
-use crate::clock::{self, HybridClock};
+use crate::clock::HybridClock;
 
 /// Bytes of bookkeeping counted per entry on top of key and value length
 /// when enforcing `memory_limit_mb` (map slot, version, digest, allocator).
@@ -137,7 +143,7 @@ pub struct Store {
     live_keys: AtomicU64,
     memory_used: AtomicU64,
     memory_limit: u64,
-    max_value: u64,
+    value_rule: ValueRule,
     merkle_index: bool,
     log: std::sync::OnceLock<Arc<dyn EntryLog>>,
 }
@@ -179,7 +185,9 @@ impl Store {
             live_keys: AtomicU64::new(0),
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
-            max_value: options.max_value_bytes,
+            value_rule: ValueRule {
+                max_value_bytes: options.max_value_bytes,
+            },
             merkle_index: options.merkle_index,
             log: std::sync::OnceLock::new(),
         })
@@ -249,77 +257,6 @@ impl Store {
         self.index.root().count
     }
 
-    /// Calls `f` with the live value of `key` (or `None`) under the shard's
-    /// read lock, without copying the value.
-    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let loc = self.locate(key);
-        let shard = self.shards[loc.shard].read();
-        f(shard.get(key).and_then(|s| s.entry.value.as_deref()))
-    }
-
-    /// A copy of the live value of `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.get_with(key, |v| v.map(<[u8]>::to_vec))
-    }
-
-    /// Whether `key` has a live value.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        self.get_with(key, |v| v.is_some())
-    }
-
-    /// The stored entry for `key`, tombstones included.
-    pub fn entry(&self, key: &[u8]) -> Option<Entry> {
-        let loc = self.locate(key);
-        self.shards[loc.shard]
-            .read()
-            .get(key)
-            .map(|s| s.entry.clone())
-    }
-
-    /// Live keys starting with `prefix`, sorted bytewise.
-    pub fn scan(&self, prefix: &[u8]) -> Vec<Box<[u8]>> {
-        let mut keys: Vec<Box<[u8]>> = self
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                shard
-                    .read()
-                    .iter()
-                    .filter(|(k, s)| !s.entry.is_tombstone() && k.starts_with(prefix))
-                    .map(|(k, _)| Box::from(k.as_slice()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        keys.sort_unstable();
-        keys
-    }
-
-    /// A digest of the live and deleted entries whose keys start with
-    /// `prefix`: SHA-256 over their (key, version, value) in key order.
-    pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        let mut entries: Vec<(Box<[u8]>, u128)> = self
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                shard
-                    .read()
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, s)| (Box::from(k.as_slice()), s.digest))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut hasher = Sha256::new();
-        for (_, digest) in entries {
-            hasher.update(digest.to_le_bytes());
-        }
-        hasher.finalize().into()
-    }
-
-    // ----- Merkle index access (anti-entropy) -------------------------------
-
     /// The tree shape.
     pub fn shape(&self) -> TreeShape {
         self.index.shape()
@@ -335,104 +272,10 @@ impl Store {
         &self.index
     }
 
-    /// The leaf a key belongs to.
-    pub fn leaf_of_key(&self, key: &[u8]) -> u64 {
-        self.locate(key).leaf
-    }
-
-    /// Every entry (tombstones included) in `leaf`, sorted by key.
-    pub fn leaf_entries(&self, leaf: u64) -> Vec<(Box<[u8]>, Entry)> {
-        let shape = self.index.shape();
-        let shard = self.shards[self.shard_of_leaf(leaf)].read();
-        let mut out: Vec<(Box<[u8]>, Entry)> = shard
-            .iter()
-            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
-            .map(|(k, s)| (Box::from(k.as_slice()), s.entry.clone()))
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
-    /// Versions (no values) of every entry in `leaf`, sorted by key:
-    /// `(key, version, is_tombstone)`.
-    pub fn leaf_versions(&self, leaf: u64) -> Vec<(Box<[u8]>, Version, bool)> {
-        let shape = self.index.shape();
-        let shard = self.shards[self.shard_of_leaf(leaf)].read();
-        let mut out: Vec<(Box<[u8]>, Version, bool)> = shard
-            .iter()
-            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
-            .map(|(k, s)| {
-                (
-                    Box::from(k.as_slice()),
-                    s.entry.version,
-                    s.entry.is_tombstone(),
-                )
-            })
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
     /// Number of lock shards (full-state exchange pages through them).
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
-
-    /// Calls `f(leaf, key, entry)` for every entry (tombstones included)
-    /// whose Merkle leaf lies in one of `ranges` (inclusive leaf ranges,
-    /// sorted and disjoint). Each lock shard the ranges touch is scanned once
-    /// under its read lock; order within a shard is unspecified, shards come
-    /// in leaf order. Out-of-range leaves are ignored.
-    pub fn visit_leaves(
-        &self,
-        ranges: &[std::ops::RangeInclusive<u64>],
-        mut f: impl FnMut(u64, &[u8], &Entry),
-    ) {
-        let shape = self.index.shape();
-        let last_leaf = shape.leaf_count() - 1;
-        let per_shard_bits = shape.leaf_bits() - self.shard_bits;
-        let mut in_shard: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
-        // Leaves below `visited` have been scanned already.
-        let mut visited = 0u64;
-        let mut i = 0;
-        while i < ranges.len() {
-            let start = (*ranges[i].start()).max(visited);
-            if start > *ranges[i].end() {
-                i += 1;
-                continue;
-            }
-            if start > last_leaf {
-                break;
-            }
-            let shard = start >> per_shard_bits;
-            let shard_last = ((shard + 1) << per_shard_bits) - 1;
-            // The parts of ranges i.. that fall into this shard.
-            in_shard.clear();
-            while i < ranges.len() {
-                let from = (*ranges[i].start()).max(start);
-                if from > shard_last {
-                    break;
-                }
-                in_shard.push(from..=(*ranges[i].end()).min(shard_last));
-                if *ranges[i].end() > shard_last {
-                    break; // continues in the next shard
-                }
-                i += 1;
-            }
-            let map = self.shards[shard as usize].read();
-            for (key, slot) in map.iter() {
-                let leaf = shape.leaf_of(key_hash(key));
-                let pos = in_shard.partition_point(|r| *r.end() < leaf);
-                if in_shard.get(pos).is_some_and(|r| r.contains(&leaf)) {
-                    f(leaf, key, &slot.entry);
-                }
-            }
-            drop(map);
-            visited = shard_last + 1;
-        }
-    }
-
-    // ----- Mutations ---------------------------------------------------------
 
     /// Applies a client write: stamps new versions, updates state, and
     /// returns the result plus the changes to replicate.
@@ -455,57 +298,6 @@ impl Store {
         ops::apply(self, op, changes)
     }
 
-    /// Merges a remote entry by last-writer-wins. Idempotent; the same set of
-    /// merges in any order leaves every replica in the same state.
-    pub fn merge(&self, key: &[u8], entry: Entry) -> Result<MergeOutcome, StoreError> {
-        self.clock.observe(entry.version.hlc);
-        let loc = self.locate(key);
-        let mut shard = self.shards[loc.shard].write();
-        let slot = shard.get(key);
-        if slot.is_some_and(|s| s.entry.version >= entry.version) {
-            return Ok(MergeOutcome::Stale);
-        }
-        let prior = Prior::of(key, slot);
-        self.write_slot(&mut shard, loc, key, entry, prior, true, true)?;
-        Ok(MergeOutcome::Applied)
-    }
-
-    /// Loads an entry recovered from disk: like [`Store::merge`] but not
-    /// written back to the log and not subject to the memory limit.
-    pub fn restore(&self, key: &[u8], entry: Entry) {
-        self.clock.restore(entry.version.hlc);
-        let loc = self.locate(key);
-        let mut shard = self.shards[loc.shard].write();
-        let slot = shard.get(key);
-        if slot.is_some_and(|s| s.entry.version >= entry.version) {
-            return;
-        }
-        let prior = Prior::of(key, slot);
-        // Cannot fail: no log is consulted and no memory limit applies.
-        let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
-    }
-
-    /// Replays a change read back from the change log: `Some(entry)`
-    /// replaces whatever `key` holds, `None` drops the key entirely. The log
-    /// holds changes in the order this store applied them, so no version
-    /// comparison is made; like [`Store::restore`] nothing is logged again
-    /// and no memory limit applies.
-    pub fn replay(&self, key: &[u8], entry: Option<Entry>) {
-        let loc = self.locate(key);
-        let mut shard = self.shards[loc.shard].write();
-        match entry {
-            Some(entry) => {
-                self.clock.restore(entry.version.hlc);
-                let prior = Prior::of(key, shard.get(key));
-                // Cannot fail: no log is consulted and no memory limit applies.
-                let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
-            }
-            None => {
-                self.remove_slot(&mut shard, loc.leaf, key);
-            }
-        }
-    }
-
     /// Drops `key`'s entry entirely (index, memory and live-key accounts
     /// included); returns whether there was one. The caller holds the
     /// shard lock.
@@ -522,32 +314,6 @@ impl Store {
             self.live_keys.fetch_sub(1, Ordering::Relaxed);
         }
         true
-    }
-
-    /// Removes tombstones whose version is older than `grace_ms` before
-    /// `now_ms`. Returns how many were removed.
-    pub fn gc_tombstones(&self, now_ms: u64, grace_ms: u64) -> Result<usize, StoreError> {
-        let cutoff = clock::from_physical_ms(now_ms.saturating_sub(grace_ms));
-        let log = self.log.get().cloned();
-        let shape = self.index.shape();
-        let mut removed = 0;
-        for lock in self.shards.iter() {
-            let mut map = lock.write();
-            let expired: Vec<Box<[u8]>> = map
-                .iter()
-                .filter(|(_, s)| s.entry.is_tombstone() && s.entry.version.hlc < cutoff)
-                .map(|(k, _)| Box::from(k.as_slice()))
-                .collect();
-            for key in expired {
-                if let Some(log) = &log {
-                    log.forget(&key)?;
-                }
-                if self.remove_slot(&mut map, shape.leaf_of(key_hash(&key)), &key) {
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
     }
 
     /// Writes `entry` for `key`. The caller holds the shard lock, has

@@ -2,7 +2,6 @@
 //! read-modify-write commands (INC, APPEND, …) are atomic per key.
 
 use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
-use crate::protocol::text::fits_one_line;
 
 /// A client write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,32 +132,12 @@ fn apply_recording(
             key,
             suffix,
             line_safe,
-        } => {
-            let mut value = Box::default();
-            record(store.write_local(key, collect, |old| {
-                store.check_affix(old, suffix, line_safe)?;
-                let mut v = old.map(<[u8]>::to_vec).unwrap_or_default();
-                v.extend_from_slice(suffix);
-                value = v.clone().into_boxed_slice();
-                Ok(Some(v.into_boxed_slice()))
-            })?);
-            WriteResult::Value(value)
-        }
+        } => join(store, key, suffix, Side::End, line_safe, collect, record)?,
         WriteOp::Prepend {
             key,
             prefix,
             line_safe,
-        } => {
-            let mut value = Box::default();
-            record(store.write_local(key, collect, |old| {
-                store.check_affix(old, prefix, line_safe)?;
-                let mut v = prefix.to_vec();
-                v.extend_from_slice(old.unwrap_or_default());
-                value = v.clone().into_boxed_slice();
-                Ok(Some(v.into_boxed_slice()))
-            })?);
-            WriteResult::Value(value)
-        }
+        } => join(store, key, prefix, Side::Start, line_safe, collect, record)?,
         WriteOp::MultiSet { pairs } => {
             for (key, value) in pairs {
                 record(store.write_local(key, collect, |_| Ok(Some((*value).into())))?);
@@ -191,27 +170,48 @@ fn parse_i64(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-impl Store {
-    /// Whether APPEND/PREPEND may add `added` to `old`: the result must fit
-    /// `max_value_bytes` and, with `line_safe`, one text line.
-    fn check_affix(
-        &self,
-        old: Option<&[u8]>,
-        added: &[u8],
-        line_safe: bool,
-    ) -> Result<(), StoreError> {
-        let len = old.map_or(0, <[u8]>::len) + added.len();
-        if self.max_value > 0 && len as u64 > self.max_value {
-            return Err(StoreError::ValueTooLarge {
-                limit: self.max_value,
-            });
-        }
-        if line_safe && !(old.is_none_or(fits_one_line) && fits_one_line(added)) {
-            return Err(StoreError::NotLineSafe);
-        }
-        Ok(())
-    }
+/// Where APPEND/PREPEND put the added bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// After the old value (APPEND).
+    End,
+    /// Before the old value (PREPEND).
+    Start,
+}
 
+/// APPEND and PREPEND: joins `added` to the live value (missing = empty)
+/// on `side`, under the value rule; the result is the new value.
+fn join(
+    store: &Store,
+    key: &[u8],
+    added: &[u8],
+    side: Side,
+    line_safe: bool,
+    collect: bool,
+    record: &mut impl FnMut(Option<Change>),
+) -> Result<WriteResult, StoreError> {
+    let mut value = Box::default();
+    record(store.write_local(key, collect, |old| {
+        store.value_rule.check_joined(old, added, line_safe)?;
+        let old = old.unwrap_or_default();
+        let mut v = Vec::with_capacity(old.len() + added.len());
+        match side {
+            Side::End => {
+                v.extend_from_slice(old);
+                v.extend_from_slice(added);
+            }
+            Side::Start => {
+                v.extend_from_slice(added);
+                v.extend_from_slice(old);
+            }
+        }
+        value = v.clone().into_boxed_slice();
+        Ok(Some(v.into_boxed_slice()))
+    })?);
+    Ok(WriteResult::Value(value))
+}
+
+impl Store {
     /// Read-modify-write of one key under its shard lock: `compute` sees the
     /// live value (or `None`) and returns the new value (or `None` for a
     /// tombstone).

@@ -1,6 +1,7 @@
 //! Store tests: LWW merges, tombstones, atomic read-modify-write, limits.
 
 use super::*;
+use crate::clock;
 use proptest::prelude::*;
 
 fn store(node: &str) -> Store {

@@ -1,11 +1,11 @@
 //! The Merkle descent: from the root down, level by level, to the
 //! subtrees that differ, with one `GetChildren` per level.
 
-use super::client::Round;
 use super::convert::summary_from_proto;
 use super::error::SyncError;
 use super::limits::MAX_CHILDREN_PER_CALL;
 use super::ranges::Node;
+use super::round_state::Round;
 use crate::proto;
 use crate::store::Summary;
 

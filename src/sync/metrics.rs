@@ -5,8 +5,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::client::RoundReport;
 use super::error::SyncError;
+use super::round::RoundReport;
 
 /// Label set `{result="…"}` or `{reason="…"}`.
 type Labels = [(&'static str, &'static str); 1];

@@ -3,24 +3,27 @@
 //!
 //! * [`server`] / [`service`]: the sync port (`network.sync_port`), with
 //!   gRPC health and reflection.
-//! * [`client`]: one round against one peer (Merkle descent or full
-//!   exchange), reporting round trips and bytes each way.
+//! * [`round`]: one round against one peer (Merkle descent or full
+//!   exchange), reporting round trips and bytes each way; its steps live
+//!   in `descent`, `listing` and `transfer`, its state in `round_state`.
 //! * [`scheduler`]: rounds with every peer every `interval_seconds`, on the
 //!   sync trigger, and tombstone garbage collection.
-//! * [`engine`]: runs rounds for the scheduler and for `SYNC host port`.
+//! * [`runner`]: runs rounds for the scheduler and for `SYNC host port`.
 //!
 //! See `docs/anti-entropy.md` for the protocol and its guarantees.
 
-pub mod client;
 pub mod compare;
 pub mod convert;
 mod descent;
-pub mod engine;
 pub mod error;
 pub mod limits;
+mod listing;
 pub mod metrics;
 pub mod peer;
 pub mod ranges;
+pub mod round;
+mod round_state;
+pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -30,11 +33,11 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{run_round, RoundReport};
-pub use engine::SyncEngine;
 pub use error::SyncError;
 pub use limits::Tuning;
 pub use peer::{channel, endpoint, WireStats};
+pub use round::{run_round, RoundReport};
+pub use runner::SyncEngine;
 
 use crate::hooks::Hooks;
 use crate::subsystem::{Attached, StartUp, StopStep};
@@ -77,7 +80,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
         metrics.clone(),
     ));
     let hooks = Hooks {
-        sync: Some(Arc::new(engine::OnDemand(engine.clone()))),
+        sync: Some(Arc::new(runner::OnDemand(engine.clone()))),
         ..Hooks::default()
     };
     let mut tasks = Vec::new();
@@ -102,10 +105,13 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
             start.shutdown.subscribe(),
         )));
     }
-    tasks.push(tokio::spawn(scheduler::collect_tombstones(
+    let collected = metrics.tombstones_collected.clone();
+    tasks.push(tokio::spawn(crate::store::collect_tombstones(
         start.store.clone(),
         Duration::from_secs(config.storage.tombstone_grace_seconds),
-        metrics,
+        move |n| {
+            collected.inc_by(n as u64);
+        },
         start.shutdown.subscribe(),
     )));
 

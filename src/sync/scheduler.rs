@@ -1,8 +1,8 @@
 //! Periodic anti-entropy: a round with every peer about every
 //! `interval_seconds` (±20 % jitter so nodes do not synchronise), at most
 //! `max_concurrent_syncs` at once, and a round with every peer right away
-//! when the sync trigger fires (after an MQTT reconnect). Also runs
-//! tombstone garbage collection.
+//! when the sync trigger fires (after an MQTT reconnect). Tombstone garbage
+//! collection is the store's (`store::tombstone_gc`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,11 +13,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::engine::SyncEngine;
-use super::metrics::SyncMetrics;
-use crate::clock;
+use super::runner::SyncEngine;
 use crate::config::SyncMode;
-use crate::store::Store;
 
 /// Where the peers come from.
 pub struct PeerSource {
@@ -129,44 +126,6 @@ pub async fn run(
     tasks.abort_all();
 }
 
-/// How often tombstones are collected for a given grace period.
-pub fn gc_interval(grace: Duration) -> Duration {
-    (grace / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
-}
-
-/// Removes tombstones older than `grace` every [`gc_interval`] until
-/// `shutdown` turns `true`.
-pub async fn collect_tombstones(
-    store: Arc<Store>,
-    grace: Duration,
-    metrics: SyncMetrics,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-    let mut tick = tokio::time::interval(gc_interval(grace));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        }
-        let store = store.clone();
-        let swept = tokio::task::spawn_blocking(move || {
-            store.gc_tombstones(clock::wall_clock_ms(), grace_ms)
-        })
-        .await;
-        match swept {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => {
-                metrics.tombstones_collected.inc_by(n as u64);
-                tracing::debug!(removed = n, "tombstones collected");
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "tombstone collection failed"),
-            Err(e) => tracing::warn!(error = %e, "tombstone collection task failed"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,15 +143,5 @@ mod tests {
             own: vec!["127.0.0.1:7380".into(), "10.0.0.1:7380".into()],
         };
         assert_eq!(source.peers(), vec!["127.0.0.1:7381", "10.0.0.2:7380"]);
-    }
-
-    #[test]
-    fn gc_runs_often_enough() {
-        assert_eq!(
-            gc_interval(Duration::from_secs(86_400)),
-            Duration::from_secs(60)
-        );
-        assert_eq!(gc_interval(Duration::from_secs(0)), Duration::from_secs(1));
-        assert_eq!(gc_interval(Duration::from_secs(50)), Duration::from_secs(5));
     }
 }

@@ -4,12 +4,12 @@
 
 use std::ops::RangeInclusive;
 
-use super::client::{blocking_error, Round};
 use super::compare::Decisions;
 use super::convert::{entry_to_proto, entry_wire_bytes};
 use super::error::SyncError;
 use super::limits::{MAX_KEYS_PER_CALL, MAX_PAGES_PER_LISTING};
 use super::ranges::{next_batch, Node, Position};
+use super::round_state::{blocking_error, Round};
 use super::validate::{check_fetched_keys, check_fetched_subtrees, KeyedEntries};
 use crate::proto;
 use crate::store::{key_hash, MergeOutcome};

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tonic::transport::Channel;
 
-use super::client::{run_round, RoundReport};
 use super::error::SyncError;
 use super::limits::Tuning;
 use super::metrics::SyncMetrics;
 use super::peer;
+use super::round::{run_round, RoundReport};
 use crate::config::SyncMode;
 use crate::hooks::{BoxFuture, SyncRequestError, SyncRunner};
 use crate::store::Store;

@@ -21,26 +21,22 @@
 //! Full mode lists every digest of the peer and does steps 3–4 only: the
 //! baseline Merkle mode is measured against.
 
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-use super::compare::{compare_span, Decisions};
-use super::convert::{
-    entry_wire_bytes, shape_from_proto, shape_to_proto, summary_from_proto, summary_to_proto,
-};
+use super::convert::{shape_from_proto, shape_to_proto, summary_from_proto, summary_to_proto};
 use super::descent::Plan;
 use super::error::SyncError;
-use super::limits::{Tuning, MAX_PAGES_PER_LISTING, MAX_SUBTREES_PER_CALL};
+use super::limits::{Tuning, MAX_SUBTREES_PER_CALL};
 use super::peer::{PeerRpc, WireStats};
-use super::ranges::{Node, Position};
-use super::validate::{check_digests, check_listed};
+use super::ranges::Node;
+use super::round_state::Round;
 use crate::clock;
 use crate::config::SyncMode;
 use crate::proto;
-use crate::store::{Store, Summary, TreeShape};
+use crate::store::Store;
 
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,27 +130,6 @@ pub async fn run_round(
     })
 }
 
-pub(super) struct Round {
-    pub(super) store: Arc<Store>,
-    pub(super) shape: TreeShape,
-    pub(super) rpc: PeerRpc,
-    pub(super) tuning: Tuning,
-    pub(super) expired_before: Option<u64>,
-    /// Keys to fetch, not yet asked for.
-    pub(super) fetch: Vec<Box<[u8]>>,
-    /// Keys to push, not yet sent, and their estimated bytes.
-    pub(super) push: Vec<Box<[u8]>>,
-    pub(super) push_bytes: usize,
-    pub(super) pulled: u64,
-    pub(super) pushed: u64,
-    pub(super) push_applied: u64,
-    pub(super) digests: u64,
-}
-
-pub(super) fn blocking_error(e: tokio::task::JoinError) -> SyncError {
-    SyncError::Internal(format!("worker failed: {e}"))
-}
-
 impl Round {
     /// The whole round; returns the peer's node id and whether the roots
     /// were equal.
@@ -209,91 +184,5 @@ impl Round {
             self.fetch_subtrees(chunk).await?;
         }
         self.push_subtrees(&plan.push_whole).await
-    }
-
-    /// Lists the peer's digests of `subtrees` page by page and decides, per
-    /// page, what to fetch and push.
-    pub(super) async fn list_and_compare(
-        &mut self,
-        subtrees: &[(Node, Option<Summary>)],
-    ) -> Result<(), SyncError> {
-        let shape = self.shape;
-        let with_summaries = subtrees.iter().any(|s| s.1.is_some());
-        let mut req = proto::ListDigestsRequest {
-            subtrees: subtrees.iter().map(|(n, s)| n.to_proto(*s)).collect(),
-            after: None,
-            max_bytes: self.page_bytes(),
-        };
-        let mut resp = self.rpc.list_digests(req.clone()).await?;
-        let listed: Vec<Node> = if with_summaries {
-            check_listed(&resp.listed, subtrees.len())?
-                .into_iter()
-                .map(|i| subtrees[i].0)
-                .collect()
-        } else {
-            subtrees.iter().map(|s| s.0).collect()
-        };
-        let ranges: Arc<[RangeInclusive<u64>]> = listed.iter().map(|n| n.leaves(shape)).collect();
-        let mut after: Option<Position> = None;
-        for _ in 0..MAX_PAGES_PER_LISTING {
-            let more = resp.more;
-            let theirs = check_digests(shape, resp.digests, &ranges, after.as_ref())?;
-            if more && theirs.is_empty() {
-                return Err(SyncError::protocol(
-                    "ListDigests",
-                    "an empty page that claims more follow",
-                ));
-            }
-            self.digests += theirs.len() as u64;
-            let upto = if more {
-                theirs.last().map(|l| l.position())
-            } else {
-                None
-            };
-            let store = self.store.clone();
-            let (r, a, u, cutoff) = (
-                ranges.clone(),
-                after.clone(),
-                upto.clone(),
-                self.expired_before,
-            );
-            let decisions = tokio::task::spawn_blocking(move || {
-                compare_span(&store, &r, a.as_ref(), u.as_ref(), &theirs, cutoff)
-            })
-            .await
-            .map_err(blocking_error)?;
-            self.enqueue(decisions).await?;
-            let Some(upto) = upto else {
-                return Ok(());
-            };
-            req.subtrees = listed
-                .iter()
-                .filter(|n| *n.leaves(shape).end() >= upto.leaf)
-                .map(|n| n.to_proto(None))
-                .collect();
-            req.after = Some(upto.to_proto());
-            after = Some(upto);
-            resp = self.rpc.list_digests(req.clone()).await?;
-        }
-        Err(SyncError::protocol("ListDigests", "too many pages"))
-    }
-
-    pub(super) fn page_bytes(&self) -> u32 {
-        u32::try_from(self.tuning.page_bytes).unwrap_or(u32::MAX)
-    }
-
-    pub(super) async fn enqueue(&mut self, d: Decisions) -> Result<(), SyncError> {
-        self.fetch.extend(d.fetch);
-        for (key, value_len) in d.push {
-            self.push_bytes += entry_wire_bytes(key.len(), value_len);
-            self.push.push(key);
-        }
-        if self.fetch.len() >= self.tuning.fetch_batch_keys {
-            self.flush_fetch().await?;
-        }
-        if self.push_bytes >= self.tuning.page_bytes {
-            self.flush_push().await?;
-        }
-        Ok(())
     }
 }

@@ -10,7 +10,7 @@
 //! and the payload starts with a tag:
 //!
 //! * `1` put: `u16 LE key length | key | entry record` (the engine's record
-//!   format, [`super::codec::entry_header`] followed by the value);
+//!   format, [`super::entry_record::entry_header`] followed by the value);
 //! * `2` remove: `key` (a garbage-collected tombstone, dropped entirely);
 //! * `3` high-water mark: `u64 LE` HLC timestamp versions must stay above.
 //!
@@ -20,7 +20,7 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::codec::{self, EncodeError};
+use super::entry_record::{self, EncodeError};
 use crate::store::Entry;
 
 /// Bytes before a frame's payload.
@@ -40,7 +40,7 @@ pub enum LogRecord<'a> {
     Put {
         /// The user key.
         key: &'a [u8],
-        /// The encoded entry ([`codec::decode_entry`] reads it).
+        /// The encoded entry ([`entry_record::decode_entry`] reads it).
         record: &'a [u8],
     },
     /// The key is gone entirely.
@@ -54,10 +54,10 @@ pub enum LogRecord<'a> {
 
 /// Appends the frame of `key`'s new `entry` to `out`.
 pub fn encode_put(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> Result<(), EncodeError> {
-    if key.len() > codec::MAX_KEY_BYTES {
+    if key.len() > entry_record::MAX_KEY_BYTES {
         return Err(EncodeError::KeyTooLong(key.len()));
     }
-    let header = codec::entry_header(entry)?;
+    let header = entry_record::entry_header(entry)?;
     let value = entry.value.as_deref().unwrap_or_default();
     if 3 + key.len() + header.len() + value.len() > MAX_PAYLOAD_BYTES {
         return Err(EncodeError::ValueTooLong(value.len()));
@@ -69,7 +69,7 @@ pub fn encode_put(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> Result<(), En
 
 /// Appends the frame removing `key` to `out`.
 pub fn encode_remove(out: &mut Vec<u8>, key: &[u8]) -> Result<(), EncodeError> {
-    if key.len() > codec::MAX_KEY_BYTES {
+    if key.len() > entry_record::MAX_KEY_BYTES {
         return Err(EncodeError::KeyTooLong(key.len()));
     }
     frame(out, &[&[TAG_REMOVE], key]);
@@ -260,14 +260,16 @@ mod tests {
         };
         assert_eq!(key, b"alpha");
         assert_eq!(
-            codec::decode_entry(record).expect("decode"),
+            entry_record::decode_entry(record).expect("decode"),
             entry(10, Some(b"one\r\n\0"))
         );
         let LogRecord::Put { key, record } = records[1] else {
             panic!("not a put: {:?}", records[1]);
         };
         assert_eq!(key, b"beta");
-        assert!(codec::decode_entry(record).expect("decode").is_tombstone());
+        assert!(entry_record::decode_entry(record)
+            .expect("decode")
+            .is_tombstone());
         assert_eq!(records[2], LogRecord::Remove { key: b"beta" });
         assert_eq!(records[3], LogRecord::HighWater(99));
     }
@@ -378,7 +380,7 @@ mod tests {
     #[test]
     fn oversized_keys_are_refused() {
         let mut out = Vec::new();
-        let key = vec![b'k'; codec::MAX_KEY_BYTES + 1];
+        let key = vec![b'k'; entry_record::MAX_KEY_BYTES + 1];
         assert!(encode_put(&mut out, &key, &entry(1, Some(b"v"))).is_err());
         assert!(encode_remove(&mut out, &key).is_err());
         assert!(out.is_empty());

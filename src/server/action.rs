@@ -1,0 +1,21 @@
+//! What a command asks the connection to do after its reply.
+
+/// What the connection must do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Keep reading.
+    Continue,
+    /// Flush replies, then close the connection.
+    Close,
+    /// Run an anti-entropy round, then encode its outcome.
+    Sync {
+        /// Peer host.
+        host: &'a str,
+        /// Peer sync port.
+        port: u16,
+        /// Full exchange.
+        full: bool,
+    },
+    /// Run the queued transaction (`EXEC`).
+    Exec,
+}

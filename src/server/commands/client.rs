@@ -1,0 +1,136 @@
+//! PING, ECHO, QUIT, SELECT, HELLO, AUTH and CLIENT …: the connection
+//! itself.
+
+use super::super::action::Action;
+use super::super::clients::ClientInfo;
+use super::super::context::ServerContext;
+use super::super::replies::error;
+use crate::protocol::{PairValue, ReplyBuf};
+
+/// Redis' wording for a client name it refuses.
+const BAD_CLIENT_NAME: &str = "Client names cannot contain spaces, newlines or special characters.";
+
+/// Whether `name` may be a client name: printable ASCII without spaces, as
+/// Redis requires (so `CLIENT LIST` stays one line per client).
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// `PING [msg]`
+pub fn ping(out: &mut ReplyBuf, msg: Option<&[u8]>) {
+    out.pong(msg)
+}
+
+/// `ECHO msg`
+pub fn echo(out: &mut ReplyBuf, msg: &[u8]) {
+    out.echo(msg)
+}
+
+/// `QUIT`: answers, then the connection closes.
+pub fn quit(out: &mut ReplyBuf) -> Action<'static> {
+    out.ok();
+    Action::Close
+}
+
+/// `SELECT db`: only database 0 exists.
+pub fn select(ctx: &ServerContext, out: &mut ReplyBuf, db: &[u8]) -> Action<'static> {
+    if db != b"0" {
+        return error(ctx, out, "DB index is out of range");
+    }
+    out.ok();
+    Action::Continue
+}
+
+/// `AUTH …`: no passwords exist, answered with Redis' error.
+pub fn auth(ctx: &ServerContext, out: &mut ReplyBuf) -> Action<'static> {
+    error(
+        ctx,
+        out,
+        "AUTH <password> called without any password configured for the default user. \
+         Are you sure your configuration is correct?",
+    )
+}
+
+/// `CLIENT LIST`
+pub fn list(ctx: &ServerContext, out: &mut ReplyBuf) {
+    out.block("CLIENT LIST", &ctx.clients.list(), Some("END"))
+}
+
+/// `CLIENT SETNAME name`
+pub fn set_name(
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    out: &mut ReplyBuf,
+    name: &[u8],
+) -> Action<'static> {
+    if !valid_client_name(name) {
+        return error(ctx, out, BAD_CLIENT_NAME);
+    }
+    *client.name.lock() = String::from_utf8_lossy(name).into_owned();
+    out.ok();
+    Action::Continue
+}
+
+/// `CLIENT GETNAME`
+pub fn get_name(client: &ClientInfo, out: &mut ReplyBuf) {
+    let name = client.name.lock().clone();
+    if name.is_empty() {
+        out.nil()
+    } else {
+        out.bulk_or_line(name.as_bytes())
+    }
+}
+
+/// `CLIENT ID`
+pub fn id(client: &ClientInfo, out: &mut ReplyBuf) {
+    out.integer(client.id as i64)
+}
+
+/// `HELLO [protover …]`: switches between RESP2 and RESP3 and describes the
+/// server (a map in RESP3, a flat array in RESP2).
+pub fn hello(
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    out: &mut ReplyBuf,
+    protover: Option<&[u8]>,
+    name: Option<&[u8]>,
+) -> Action<'static> {
+    let resp3 = match protover {
+        None => out.is_resp3(),
+        Some(b"2") => false,
+        Some(b"3") => true,
+        Some(v) if std::str::from_utf8(v).is_ok_and(|v| v.parse::<i64>().is_ok()) => {
+            ctx.stats.error_replies.incr();
+            out.error_with_code("NOPROTO", "unsupported protocol version");
+            return Action::Continue;
+        }
+        Some(_) => {
+            return error(
+                ctx,
+                out,
+                "Protocol version is not an integer or out of range",
+            )
+        }
+    };
+    if let Some(name) = name {
+        if !valid_client_name(name) {
+            return error(ctx, out, BAD_CLIENT_NAME);
+        }
+        *client.name.lock() = String::from_utf8_lossy(name).into_owned();
+    }
+    out.set_resp3(resp3);
+    let id = i64::try_from(client.id).unwrap_or(i64::MAX);
+    out.pairs(&[
+        (b"server", PairValue::Bulk(b"merklekv")),
+        (
+            b"version",
+            PairValue::Bulk(env!("CARGO_PKG_VERSION").as_bytes()),
+        ),
+        (b"proto", PairValue::Int(if resp3 { 3 } else { 2 })),
+        (b"id", PairValue::Int(id)),
+        (b"mode", PairValue::Bulk(b"standalone")),
+        (b"role", PairValue::Bulk(b"master")),
+        (b"modules", PairValue::EmptyArray),
+    ]);
+    Action::Continue
+}

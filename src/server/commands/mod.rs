@@ -1,0 +1,25 @@
+//! The commands, one file per family. Each handler encodes its reply into
+//! the connection's [`ReplyBuf`](crate::protocol::ReplyBuf) and returns an
+//! [`Action`](super::session::Action) when the connection must do more
+//! than keep reading; [`dispatch`](super::dispatch) maps every parsed
+//! [`Command`](crate::protocol::Command) to its handler.
+//!
+//! * [`strings`]: GET, SET, DEL, INC/DEC, APPEND/PREPEND, MGET, MSET,
+//!   EXISTS — single-key and multi-key reads and writes.
+//! * [`keyspace`]: SCAN, KEYS, DBSIZE, FLUSH, HASH — the key space as a
+//!   whole.
+//! * [`client`]: PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT … — the
+//!   connection itself.
+//! * [`admin`]: VERSION, INFO, STATS, MEMORY, SHUTDOWN, COMMAND, CONFIG,
+//!   SYNC, REPLICATE — the node.
+//! * [`transaction`]: MULTI, EXEC, DISCARD.
+//! * [`write`]: how every write reaches the store and replication.
+//!
+//! docs/design.md ("Adding a command") lists the steps for a new one.
+
+pub mod admin;
+pub mod client;
+pub mod keyspace;
+pub mod strings;
+pub mod transaction;
+pub mod write;

@@ -1,0 +1,88 @@
+//! What runs after a command asked for more than a reply: an
+//! anti-entropy round (`SYNC`) or the queued commands (`EXEC`). Both the
+//! connection loops and `EXEC` come through here, so the command path
+//! runs one way: connection → run → dispatch → commands.
+
+use super::action::Action;
+use super::clients::ClientInfo;
+use super::context::ServerContext;
+use super::dispatch;
+use super::replies::error;
+use super::session::Session;
+use super::transaction::Transaction;
+use crate::protocol::{resp, CommandError, ReplyBuf};
+
+/// Runs what a command asked for; returns whether to close.
+pub async fn run_action(
+    action: Action<'_>,
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+) -> bool {
+    match action {
+        Action::Continue => false,
+        Action::Close => true,
+        Action::Sync { host, port, full } => {
+            run_sync(ctx, out, host, port, full).await;
+            false
+        }
+        Action::Exec => match session.multi.take() {
+            Some(tx) => exec(tx, ctx, client, session, out).await,
+            None => false,
+        },
+    }
+}
+
+/// `SYNC host port [--full]`: one anti-entropy round, its outcome encoded.
+async fn run_sync(ctx: &ServerContext, out: &mut ReplyBuf, host: &str, port: u16, full: bool) {
+    match &ctx.hooks.sync {
+        None => {
+            error(ctx, out, "anti-entropy is not available on this node");
+        }
+        Some(runner) => match runner.sync_with(host.to_string(), port, full).await {
+            Ok(summary) => out.status(&format!("OK {summary}")),
+            Err(e) => {
+                error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
+            }
+        },
+    }
+}
+
+/// Runs `EXEC`: every queued command in order, their replies in one array.
+/// Returns whether the connection must close (a queued `SHUTDOWN`).
+async fn exec(
+    tx: Transaction,
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+) -> bool {
+    if tx.is_aborted() {
+        ctx.stats.error_replies.incr();
+        out.error_with_code(
+            "EXECABORT",
+            "Transaction discarded because of previous errors.",
+        );
+        return false;
+    }
+    out.array_start(tx.len());
+    let mut ranges = Vec::new();
+    for request in tx.requests() {
+        let command = match resp::parse_request(request, usize::MAX, &mut ranges) {
+            Ok(Some(_)) => resp::to_command(request, &ranges),
+            // Checked when queued; kept as an error element just in case.
+            _ => Err(CommandError::Syntax),
+        };
+        let action = match command {
+            Ok(cmd) => dispatch::execute(cmd, ctx, client, session, out),
+            Err(e) => error(ctx, out, &e.to_string()),
+        };
+        match action {
+            Action::Continue | Action::Exec => {}
+            Action::Close => return true,
+            Action::Sync { host, port, full } => run_sync(ctx, out, host, port, full).await,
+        }
+    }
+    false
+}

@@ -1,0 +1,12 @@
+//! Per-connection state the commands update.
+
+use super::transaction::Transaction;
+
+/// Per-connection state the dispatcher updates.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// A write was recorded since the last durable flush.
+    pub wrote: bool,
+    /// The open `MULTI` transaction (RESP).
+    pub multi: Option<Transaction>,
+}

@@ -1,0 +1,167 @@
+//! Reads: single keys, prefixes and the Merkle leaves anti-entropy lists.
+//! Each read takes one shard's read lock at a time.
+
+use super::{key_hash, Entry, Store, Version};
+
+impl Store {
+    /// Calls `f` with the live value of `key` (or `None`) under the shard's
+    /// read lock, without copying the value.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let loc = self.locate(key);
+        let shard = self.shards[loc.shard].read();
+        f(shard.get(key).and_then(|s| s.entry.value.as_deref()))
+    }
+
+    /// A copy of the live value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |v| v.map(<[u8]>::to_vec))
+    }
+
+    /// Whether `key` has a live value.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get_with(key, |v| v.is_some())
+    }
+
+    /// The stored entry for `key`, tombstones included.
+    pub fn entry(&self, key: &[u8]) -> Option<Entry> {
+        let loc = self.locate(key);
+        self.shards[loc.shard]
+            .read()
+            .get(key)
+            .map(|s| s.entry.clone())
+    }
+
+    /// Live keys starting with `prefix`, sorted bytewise.
+    pub fn scan(&self, prefix: &[u8]) -> Vec<Box<[u8]>> {
+        let mut keys: Vec<Box<[u8]>> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(k, s)| !s.entry.is_tombstone() && k.starts_with(prefix))
+                    .map(|(k, _)| Box::from(k.as_slice()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// A digest of the live and deleted entries whose keys start with
+    /// `prefix`: SHA-256 over their (key, version, value) in key order.
+    pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut entries: Vec<(Box<[u8]>, u128)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, s)| (Box::from(k.as_slice()), s.digest))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut hasher = Sha256::new();
+        for (_, digest) in entries {
+            hasher.update(digest.to_le_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    /// The leaf a key belongs to.
+    pub fn leaf_of_key(&self, key: &[u8]) -> u64 {
+        self.locate(key).leaf
+    }
+
+    /// Every entry (tombstones included) in `leaf`, sorted by key.
+    pub fn leaf_entries(&self, leaf: u64) -> Vec<(Box<[u8]>, Entry)> {
+        let shape = self.index.shape();
+        let shard = self.shards[self.shard_of_leaf(leaf)].read();
+        let mut out: Vec<(Box<[u8]>, Entry)> = shard
+            .iter()
+            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
+            .map(|(k, s)| (Box::from(k.as_slice()), s.entry.clone()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Versions (no values) of every entry in `leaf`, sorted by key:
+    /// `(key, version, is_tombstone)`.
+    pub fn leaf_versions(&self, leaf: u64) -> Vec<(Box<[u8]>, Version, bool)> {
+        let shape = self.index.shape();
+        let shard = self.shards[self.shard_of_leaf(leaf)].read();
+        let mut out: Vec<(Box<[u8]>, Version, bool)> = shard
+            .iter()
+            .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
+            .map(|(k, s)| {
+                (
+                    Box::from(k.as_slice()),
+                    s.entry.version,
+                    s.entry.is_tombstone(),
+                )
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Calls `f(leaf, key, entry)` for every entry (tombstones included)
+    /// whose Merkle leaf lies in one of `ranges` (inclusive leaf ranges,
+    /// sorted and disjoint). Each lock shard the ranges touch is scanned once
+    /// under its read lock; order within a shard is unspecified, shards come
+    /// in leaf order. Out-of-range leaves are ignored.
+    pub fn visit_leaves(
+        &self,
+        ranges: &[std::ops::RangeInclusive<u64>],
+        mut f: impl FnMut(u64, &[u8], &Entry),
+    ) {
+        let shape = self.index.shape();
+        let last_leaf = shape.leaf_count() - 1;
+        let per_shard_bits = shape.leaf_bits() - self.shard_bits;
+        let mut in_shard: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        // Leaves below `visited` have been scanned already.
+        let mut visited = 0u64;
+        let mut i = 0;
+        while i < ranges.len() {
+            let start = (*ranges[i].start()).max(visited);
+            if start > *ranges[i].end() {
+                i += 1;
+                continue;
+            }
+            if start > last_leaf {
+                break;
+            }
+            let shard = start >> per_shard_bits;
+            let shard_last = ((shard + 1) << per_shard_bits) - 1;
+            // The parts of ranges i.. that fall into this shard.
+            in_shard.clear();
+            while i < ranges.len() {
+                let from = (*ranges[i].start()).max(start);
+                if from > shard_last {
+                    break;
+                }
+                in_shard.push(from..=(*ranges[i].end()).min(shard_last));
+                if *ranges[i].end() > shard_last {
+                    break; // continues in the next shard
+                }
+                i += 1;
+            }
+            let map = self.shards[shard as usize].read();
+            for (key, slot) in map.iter() {
+                let leaf = shape.leaf_of(key_hash(key));
+                let pos = in_shard.partition_point(|r| *r.end() < leaf);
+                if in_shard.get(pos).is_some_and(|r| r.contains(&leaf)) {
+                    f(leaf, key, &slot.entry);
+                }
+            }
+            drop(map);
+            visited = shard_last + 1;
+        }
+    }
+}

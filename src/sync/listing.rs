@@ -1,0 +1,104 @@
+//! Step 3 of a round: `ListDigests` for the collected subtrees, page by
+//! page, each page merge-joined with our entries to decide what to fetch
+//! and what to push.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use super::compare::{compare_span, Decisions};
+use super::convert::entry_wire_bytes;
+use super::error::SyncError;
+use super::limits::MAX_PAGES_PER_LISTING;
+use super::ranges::{Node, Position};
+use super::round_state::{blocking_error, Round};
+use super::validate::{check_digests, check_listed};
+use crate::proto;
+use crate::store::Summary;
+
+impl Round {
+    /// Lists the peer's digests of `subtrees` page by page and decides, per
+    /// page, what to fetch and push.
+    pub(super) async fn list_and_compare(
+        &mut self,
+        subtrees: &[(Node, Option<Summary>)],
+    ) -> Result<(), SyncError> {
+        let shape = self.shape;
+        let with_summaries = subtrees.iter().any(|s| s.1.is_some());
+        let mut req = proto::ListDigestsRequest {
+            subtrees: subtrees.iter().map(|(n, s)| n.to_proto(*s)).collect(),
+            after: None,
+            max_bytes: self.page_bytes(),
+        };
+        let mut resp = self.rpc.list_digests(req.clone()).await?;
+        let listed: Vec<Node> = if with_summaries {
+            check_listed(&resp.listed, subtrees.len())?
+                .into_iter()
+                .map(|i| subtrees[i].0)
+                .collect()
+        } else {
+            subtrees.iter().map(|s| s.0).collect()
+        };
+        let ranges: Arc<[RangeInclusive<u64>]> = listed.iter().map(|n| n.leaves(shape)).collect();
+        let mut after: Option<Position> = None;
+        for _ in 0..MAX_PAGES_PER_LISTING {
+            let more = resp.more;
+            let theirs = check_digests(shape, resp.digests, &ranges, after.as_ref())?;
+            if more && theirs.is_empty() {
+                return Err(SyncError::protocol(
+                    "ListDigests",
+                    "an empty page that claims more follow",
+                ));
+            }
+            self.digests += theirs.len() as u64;
+            let upto = if more {
+                theirs.last().map(|l| l.position())
+            } else {
+                None
+            };
+            let store = self.store.clone();
+            let (r, a, u, cutoff) = (
+                ranges.clone(),
+                after.clone(),
+                upto.clone(),
+                self.expired_before,
+            );
+            let decisions = tokio::task::spawn_blocking(move || {
+                compare_span(&store, &r, a.as_ref(), u.as_ref(), &theirs, cutoff)
+            })
+            .await
+            .map_err(blocking_error)?;
+            self.enqueue(decisions).await?;
+            let Some(upto) = upto else {
+                return Ok(());
+            };
+            req.subtrees = listed
+                .iter()
+                .filter(|n| *n.leaves(shape).end() >= upto.leaf)
+                .map(|n| n.to_proto(None))
+                .collect();
+            req.after = Some(upto.to_proto());
+            after = Some(upto);
+            resp = self.rpc.list_digests(req.clone()).await?;
+        }
+        Err(SyncError::protocol("ListDigests", "too many pages"))
+    }
+
+    pub(super) fn page_bytes(&self) -> u32 {
+        u32::try_from(self.tuning.page_bytes).unwrap_or(u32::MAX)
+    }
+
+    pub(super) async fn enqueue(&mut self, d: Decisions) -> Result<(), SyncError> {
+        self.fetch.extend(d.fetch);
+        for (key, value_len) in d.push {
+            self.push_bytes += entry_wire_bytes(key.len(), value_len);
+            self.push.push(key);
+        }
+        if self.fetch.len() >= self.tuning.fetch_batch_keys {
+            self.flush_fetch().await?;
+        }
+        if self.push_bytes >= self.tuning.page_bytes {
+            self.flush_push().await?;
+        }
+        Ok(())
+    }
+}
