@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 
-use super::command::{Command, CommandError, ReplicateAction};
+use super::command::{Command, CommandError};
+use super::commands::{admin, client, keyspace, strings, transaction};
+use super::request::RespRequest;
 
 /// Largest number of elements accepted in one request array.
 pub const MAX_ARRAY_LEN: usize = 1 << 20;
@@ -138,13 +140,6 @@ fn header(buf: &[u8], start: usize, err: FrameError) -> Result<Option<(i64, usiz
     }
 }
 
-fn int(arg: &[u8]) -> Result<i64, CommandError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(CommandError::NotAnInteger)
-}
-
 /// Redis' message for an unknown command: the name and the first
 /// arguments, each quoted, cut near 128 bytes.
 fn unknown(name: &[u8], args: &[&[u8]]) -> CommandError {
@@ -164,199 +159,32 @@ fn unknown(name: &[u8], args: &[&[u8]]) -> CommandError {
     ))
 }
 
-/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`.
-fn scan<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
-    std::str::from_utf8(args[0])
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok())
-        .ok_or(CommandError::InvalidCursor)?;
-    let mut pattern: Option<&[u8]> = Some(b"*");
-    for option in args[1..].chunks(2) {
-        let [name, value] = option else {
-            return Err(CommandError::Syntax);
-        };
-        if name.eq_ignore_ascii_case(b"MATCH") {
-            if pattern.is_some() {
-                pattern = Some(value);
-            }
-        } else if name.eq_ignore_ascii_case(b"COUNT") {
-            if int(value)? < 1 {
-                return Err(CommandError::Syntax);
-            }
-        } else if name.eq_ignore_ascii_case(b"TYPE") {
-            if !value.eq_ignore_ascii_case(b"string") {
-                pattern = None;
-            }
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    Ok(Command::ScanCursor(pattern))
-}
-
-/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
-fn hello<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
-    let Some((&protover, mut rest)) = args.split_first() else {
-        return Ok(Command::Hello {
-            protover: None,
-            name: None,
-        });
-    };
-    let mut name = None;
-    while let Some((opt, tail)) = rest.split_first() {
-        if opt.eq_ignore_ascii_case(b"AUTH") && tail.len() >= 2 {
-            rest = &tail[2..];
-        } else if opt.eq_ignore_ascii_case(b"SETNAME") && !tail.is_empty() {
-            name = Some(tail[0]);
-            rest = &tail[1..];
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    Ok(Command::Hello {
-        protover: Some(protover),
-        name,
-    })
-}
-
 /// Maps a parsed request to a command (Redis reply and error conventions).
+/// Each command family parses its own names ([`commands`](super::commands)).
 pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<'a>, CommandError> {
     let Some(first) = ranges.first() else {
         return Err(CommandError::Empty);
     };
     let name = &buf[first.clone()];
-    let mut upper = [0u8; 16];
-    let lname = name.len().min(16);
-    for (d, s) in upper.iter_mut().zip(name) {
-        *d = s.to_ascii_uppercase();
-    }
-    let upper = &upper[..lname];
     // The hot commands with their usual arity, without collecting the
     // arguments into a vector first.
     let arg = |i: usize| &buf[ranges[i + 1].clone()];
-    match (upper, ranges.len() - 1) {
-        (b"GET", 1) => return Ok(Command::Get(arg(0))),
-        (b"SET", 2) => return Ok(Command::Set(arg(0), arg(1))),
+    match (name, ranges.len() - 1) {
+        (b"GET" | b"get", 1) => return Ok(Command::Get(arg(0))),
+        (b"SET" | b"set", 2) => return Ok(Command::Set(arg(0), arg(1))),
         _ => {}
     }
     let args: Vec<&'a [u8]> = ranges[1..].iter().map(|r| &buf[r.clone()]).collect();
-    let arity = |ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(CommandError::WrongArity(
-                String::from_utf8_lossy(name).to_ascii_lowercase(),
-            ))
-        }
-    };
-    let n = args.len();
-    match upper {
-        b"GET" => arity(n == 1).map(|_| Command::Get(args[0])),
-        b"SET" => {
-            arity(n >= 2)?;
-            if n > 2 {
-                return Err(CommandError::Syntax);
-            }
-            Ok(Command::Set(args[0], args[1]))
-        }
-        b"DEL" | b"DELETE" | b"UNLINK" => arity(n >= 1).map(|_| Command::Delete(args)),
-        b"INCR" | b"INC" => arity(n == 1).map(|_| Command::Increment(args[0], 1)),
-        b"DECR" | b"DEC" => arity(n == 1).map(|_| Command::Increment(args[0], -1)),
-        b"INCRBY" => {
-            arity(n == 2)?;
-            Ok(Command::Increment(args[0], int(args[1])?))
-        }
-        b"DECRBY" => {
-            arity(n == 2)?;
-            let d = int(args[1])?.checked_neg().ok_or(CommandError::Overflow)?;
-            Ok(Command::Increment(args[0], d))
-        }
-        b"APPEND" => arity(n == 2).map(|_| Command::Append(args[0], args[1])),
-        b"PREPEND" => arity(n == 2).map(|_| Command::Prepend(args[0], args[1])),
-        b"MGET" => arity(n >= 1).map(|_| Command::MGet(args)),
-        b"MSET" => {
-            arity(n >= 2 && n % 2 == 0)?;
-            Ok(Command::MSet(
-                args.chunks(2).map(|p| (p[0], p[1])).collect(),
-            ))
-        }
-        b"EXISTS" => arity(n >= 1).map(|_| Command::Exists(args)),
-        b"KEYS" => arity(n == 1).map(|_| Command::Keys(args[0])),
-        b"SCAN" => {
-            arity(n >= 1)?;
-            scan(&args)
-        }
-        b"DBSIZE" => arity(n == 0).map(|_| Command::DbSize),
-        b"PING" => match args.as_slice() {
-            [] => Ok(Command::Ping(None)),
-            [m] => Ok(Command::Ping(Some(m))),
-            _ => arity(false).map(|_| Command::Ping(None)),
-        },
-        b"ECHO" => arity(n == 1).map(|_| Command::Echo(args[0])),
-        b"VERSION" => Ok(Command::Version),
-        b"INFO" => Ok(Command::Info),
-        b"STATS" => Ok(Command::Stats),
-        b"MEMORY" => Ok(Command::Memory),
-        b"CLIENT" => {
-            arity(n >= 1)?;
-            let sub = args[0].to_ascii_uppercase();
-            match (sub.as_slice(), n) {
-                (b"LIST", _) => Ok(Command::ClientList),
-                (b"SETNAME", 2) => Ok(Command::ClientSetName(args[1])),
-                (b"GETNAME", 1) => Ok(Command::ClientGetName),
-                (b"ID", 1) => Ok(Command::ClientId),
-                (b"SETINFO", 3) => Ok(Command::ClientNoop),
-                _ => Err(CommandError::Syntax),
-            }
-        }
-        b"FLUSH" | b"FLUSHDB" | b"FLUSHALL" | b"TRUNCATE" => Ok(Command::Flush),
-        b"HASH" => match args.as_slice() {
-            [] => Ok(Command::Hash(None)),
-            [p] => Ok(Command::Hash(Some(p))),
-            _ => arity(false).map(|_| Command::Hash(None)),
-        },
-        b"SYNC" => {
-            arity(n == 2 || n == 3)?;
-            let host = std::str::from_utf8(args[0]).map_err(|_| CommandError::InvalidUtf8)?;
-            let port = std::str::from_utf8(args[1])
-                .ok()
-                .and_then(|p| p.parse::<u16>().ok())
-                .filter(|p| *p != 0)
-                .ok_or(CommandError::BadPort)?;
-            let full = match args.get(2) {
-                None => false,
-                Some(f) if f.eq_ignore_ascii_case(b"--full") => true,
-                Some(_) => return Err(CommandError::Syntax),
-            };
-            Ok(Command::Sync { host, port, full })
-        }
-        b"REPLICATE" => {
-            arity(n == 1)?;
-            match args[0].to_ascii_lowercase().as_slice() {
-                b"enable" => Ok(Command::Replicate(ReplicateAction::Enable)),
-                b"disable" => Ok(Command::Replicate(ReplicateAction::Disable)),
-                b"status" => Ok(Command::Replicate(ReplicateAction::Status)),
-                _ => Err(CommandError::Syntax),
-            }
-        }
-        b"SHUTDOWN" => Ok(Command::Shutdown),
-        b"SELECT" => arity(n == 1).map(|_| Command::Select(args[0])),
-        b"COMMAND" => Ok(Command::CommandInfo),
-        b"CONFIG" => {
-            arity(n >= 2)?;
-            if !args[0].eq_ignore_ascii_case(b"GET") {
-                return Err(CommandError::Syntax);
-            }
-            Ok(Command::ConfigGet(args[1]))
-        }
-        b"QUIT" => Ok(Command::Quit),
-        b"HELLO" => hello(&args),
-        b"AUTH" => arity(n >= 1).map(|_| Command::Auth),
-        b"MULTI" => arity(n == 0).map(|_| Command::Multi),
-        b"EXEC" => arity(n == 0).map(|_| Command::Exec),
-        b"DISCARD" => arity(n == 0).map(|_| Command::Discard),
-        _ => Err(unknown(name, &args)),
+    let mut request = RespRequest::new(name, args);
+    if let Some(parsed) = strings::resp(&mut request)
+        .or_else(|| keyspace::resp(&mut request))
+        .or_else(|| client::resp(&mut request))
+        .or_else(|| admin::resp(&mut request))
+        .or_else(|| transaction::resp(&mut request))
+    {
+        return parsed;
     }
+    Err(unknown(name, &request.args))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The MerkleKV text protocol: one command per line (see docs/protocol.md).
 
-use super::command::{Command, CommandError, ReplicateAction};
+use super::command::{Command, CommandError};
+use super::commands::{admin, client, keyspace, strings};
+use super::request::TextRequest;
 
 /// Whether `v` can be sent on one text-protocol line (holds no `\r` or
 /// `\n`; values written through RESP may).
@@ -9,7 +11,8 @@ pub fn fits_one_line(v: &[u8]) -> bool {
 }
 
 /// Parses one line (without its `\n`; a trailing `\r` and surrounding
-/// whitespace are trimmed here).
+/// whitespace are trimmed here). Each command family parses its own words
+/// ([`commands`](super::commands)).
 pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::InvalidUtf8)?;
     let line = line.trim();
@@ -20,193 +23,22 @@ pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandError> {
         Some((w, r)) => (w, Some(r)),
         None => (line, None),
     };
-    let upper = word.to_ascii_uppercase();
-    let b = str::as_bytes;
-    // `args` splits the remainder on runs of spaces.
-    let args = || {
-        rest.map(|r| r.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>())
-            .unwrap_or_default()
+    let request = TextRequest {
+        upper: word.to_ascii_uppercase(),
+        word,
+        rest,
     };
-    let no_args = |name: &'static str, cmd: Command<'static>| match rest {
-        None => Ok(cmd),
-        Some(_) => Err(CommandError::Usage(match name {
-            "DBSIZE" => "DBSIZE command takes no arguments",
-            "VERSION" => "VERSION command takes no arguments",
-            "STATS" => "STATS command takes no arguments",
-            "MEMORY" => "MEMORY command takes no arguments",
-            "FLUSH" => "FLUSH command takes no arguments",
-            _ => "SHUTDOWN command takes no arguments",
-        })),
-    };
-    match upper.as_str() {
-        "GET" => {
-            one_key(rest, "GET", "GET command requires exactly one key").map(|k| Command::Get(b(k)))
-        }
-        "DEL" | "DELETE" => one_key(rest, "DEL", "DEL command requires exactly one key")
-            .map(|k| Command::Delete(vec![b(k)])),
-        "SET" => key_value(rest, "SET command requires a key and value")
-            .map(|(k, v)| Command::Set(b(k), b(v))),
-        "APPEND" => key_value(rest, "APPEND command requires a key and value")
-            .map(|(k, v)| Command::Append(b(k), b(v))),
-        "PREPEND" => key_value(rest, "PREPEND command requires a key and value")
-            .map(|(k, v)| Command::Prepend(b(k), b(v))),
-        "INC" | "INCR" | "DEC" | "DECR" => {
-            let name = if upper.starts_with("INC") {
-                "INC"
-            } else {
-                "DEC"
-            };
-            let a = args();
-            let (key, amount) = match a.as_slice() {
-                [] => return Err(CommandError::MissingArguments(name)),
-                [k] => (*k, 1i64),
-                [k, n] => (
-                    *k,
-                    n.parse::<i64>()
-                        .map_err(|_| CommandError::BadAmount(name))?,
-                ),
-                _ => {
-                    return Err(CommandError::Usage(if name == "INC" {
-                        "INC command takes a key and an optional amount"
-                    } else {
-                        "DEC command takes a key and an optional amount"
-                    }))
-                }
-            };
-            let delta = if name == "INC" {
-                amount
-            } else {
-                amount.checked_neg().ok_or(CommandError::Overflow)?
-            };
-            Ok(Command::Increment(b(key), delta))
-        }
-        "MGET" => {
-            let a = args();
-            if a.is_empty() {
-                return Err(CommandError::MissingArguments("MGET"));
-            }
-            Ok(Command::MGet(a.into_iter().map(b).collect()))
-        }
-        "MSET" => {
-            let a = args();
-            if a.is_empty() {
-                return Err(CommandError::MissingArguments("MSET"));
-            }
-            if a.len() % 2 != 0 {
-                return Err(CommandError::Usage(
-                    "MSET command requires an even number of arguments (key-value pairs)",
-                ));
-            }
-            Ok(Command::MSet(
-                a.chunks(2).map(|p| (b(p[0]), b(p[1]))).collect(),
-            ))
-        }
-        "EXISTS" => {
-            let a = args();
-            if a.is_empty() {
-                return Err(CommandError::MissingArguments("EXISTS"));
-            }
-            Ok(Command::Exists(a.into_iter().map(b).collect()))
-        }
-        "SCAN" => match args().as_slice() {
-            [] => Ok(Command::Scan(b"")),
-            [p] => Ok(Command::Scan(b(p))),
-            _ => Err(CommandError::Usage("SCAN command takes at most one prefix")),
-        },
-        "DBSIZE" => no_args("DBSIZE", Command::DbSize),
-        "PING" => Ok(Command::Ping(rest.map(b))),
-        "ECHO" => rest
-            .map(|m| Command::Echo(b(m)))
-            .ok_or(CommandError::MissingArguments("ECHO")),
-        "VERSION" => no_args("VERSION", Command::Version),
-        "INFO" => Ok(Command::Info),
-        "STATS" => no_args("STATS", Command::Stats),
-        "MEMORY" => no_args("MEMORY", Command::Memory),
-        "CLIENT" => match args().as_slice() {
-            [sub] if sub.eq_ignore_ascii_case("LIST") => Ok(Command::ClientList),
-            [] => Err(CommandError::MissingArguments("CLIENT")),
-            _ => Err(CommandError::Usage("CLIENT supports: CLIENT LIST")),
-        },
-        "FLUSH" | "FLUSHDB" | "FLUSHALL" | "TRUNCATE" => no_args("FLUSH", Command::Flush),
-        "HASH" => match args().as_slice() {
-            [] => Ok(Command::Hash(None)),
-            [p] => Ok(Command::Hash(Some(b(p)))),
-            _ => Err(CommandError::Usage("HASH command takes at most one prefix")),
-        },
-        "SYNC" => {
-            let a = args();
-            let (host, port, full) = match a.as_slice() {
-                [] => return Err(CommandError::MissingArguments("SYNC")),
-                [h, p] => (*h, *p, false),
-                [h, p, f] if *f == "--full" => (*h, *p, true),
-                _ => {
-                    return Err(CommandError::Usage(
-                        "SYNC command usage: SYNC host port [--full]",
-                    ))
-                }
-            };
-            let port = port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or(CommandError::BadPort)?;
-            Ok(Command::Sync { host, port, full })
-        }
-        "REPLICATE" => match args().as_slice() {
-            [] => Err(CommandError::MissingArguments("REPLICATE")),
-            [a] if a.eq_ignore_ascii_case("enable") => {
-                Ok(Command::Replicate(ReplicateAction::Enable))
-            }
-            [a] if a.eq_ignore_ascii_case("disable") => {
-                Ok(Command::Replicate(ReplicateAction::Disable))
-            }
-            [a] if a.eq_ignore_ascii_case("status") => {
-                Ok(Command::Replicate(ReplicateAction::Status))
-            }
-            _ => Err(CommandError::Usage(
-                "REPLICATE command usage: REPLICATE enable|disable|status",
-            )),
-        },
-        "SHUTDOWN" => no_args("SHUTDOWN", Command::Shutdown),
-        "QUIT" => Ok(Command::Quit),
-        _ => Err(CommandError::Unknown(word.to_string())),
-    }
-}
-
-/// Exactly one key (no spaces or tabs).
-fn one_key<'a>(
-    rest: Option<&'a str>,
-    name: &'static str,
-    usage: &'static str,
-) -> Result<&'a str, CommandError> {
-    let rest = rest
-        .map(str::trim_start)
-        .filter(|r| !r.is_empty())
-        .ok_or(CommandError::MissingArguments(name))?;
-    if rest.contains([' ', '\t']) {
-        return Err(CommandError::Usage(usage));
-    }
-    Ok(rest)
-}
-
-/// A key, one space, then the value: everything after that space, leading
-/// spaces included.
-fn key_value<'a>(
-    rest: Option<&'a str>,
-    usage: &'static str,
-) -> Result<(&'a str, &'a str), CommandError> {
-    let rest = rest.ok_or(CommandError::Usage(usage))?;
-    let rest = rest.trim_start_matches(' ');
-    let (key, value) = rest.split_once(' ').ok_or(CommandError::Usage(usage))?;
-    if key.is_empty() || key.contains('\t') {
-        return Err(CommandError::Usage(usage));
-    }
-    Ok((key, value))
+    strings::text(&request)
+        .or_else(|| keyspace::text(&request))
+        .or_else(|| client::text(&request))
+        .or_else(|| admin::text(&request))
+        .unwrap_or_else(|| Err(CommandError::Unknown(request.word.to_string())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ReplicateAction;
     use proptest::prelude::*;
 
     fn ok(line: &str) -> Command<'_> {

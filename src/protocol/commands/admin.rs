@@ -1,0 +1,94 @@
+//! VERSION, INFO, STATS, MEMORY, SYNC, REPLICATE, SHUTDOWN, COMMAND,
+//! CONFIG GET: the node.
+
+use super::super::command::{Command, CommandError, ReplicateAction};
+use super::super::request::{sync_port, RespRequest, TextRequest};
+
+type Parsed<'a> = Option<Result<Command<'a>, CommandError>>;
+
+/// The text forms.
+pub fn text<'a>(r: &TextRequest<'a>) -> Parsed<'a> {
+    Some(match r.upper.as_str() {
+        "VERSION" => r.no_args("VERSION command takes no arguments", Command::Version),
+        "INFO" => Ok(Command::Info),
+        "STATS" => r.no_args("STATS command takes no arguments", Command::Stats),
+        "MEMORY" => r.no_args("MEMORY command takes no arguments", Command::Memory),
+        "SYNC" => text_sync(r),
+        "REPLICATE" => match r.args().as_slice() {
+            [] => Err(CommandError::MissingArguments("REPLICATE")),
+            [a] => replicate_action(a.as_bytes()).ok_or(CommandError::Usage(
+                "REPLICATE command usage: REPLICATE enable|disable|status",
+            )),
+            _ => Err(CommandError::Usage(
+                "REPLICATE command usage: REPLICATE enable|disable|status",
+            )),
+        },
+        "SHUTDOWN" => r.no_args("SHUTDOWN command takes no arguments", Command::Shutdown),
+        _ => return None,
+    })
+}
+
+/// `SYNC host port [--full]`.
+fn text_sync<'a>(r: &TextRequest<'a>) -> Result<Command<'a>, CommandError> {
+    let a = r.args();
+    let (host, port, full) = match a.as_slice() {
+        [] => return Err(CommandError::MissingArguments("SYNC")),
+        [h, p] => (*h, *p, false),
+        [h, p, f] if *f == "--full" => (*h, *p, true),
+        _ => {
+            return Err(CommandError::Usage(
+                "SYNC command usage: SYNC host port [--full]",
+            ))
+        }
+    };
+    let port = sync_port(port.as_bytes())?;
+    Ok(Command::Sync { host, port, full })
+}
+
+/// `enable` / `disable` / `status`, in any case.
+fn replicate_action(word: &[u8]) -> Option<Command<'static>> {
+    let action = if word.eq_ignore_ascii_case(b"enable") {
+        ReplicateAction::Enable
+    } else if word.eq_ignore_ascii_case(b"disable") {
+        ReplicateAction::Disable
+    } else if word.eq_ignore_ascii_case(b"status") {
+        ReplicateAction::Status
+    } else {
+        return None;
+    };
+    Some(Command::Replicate(action))
+}
+
+/// The RESP forms (Redis' arities and errors).
+pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
+    let n = r.len();
+    let a = &r.args;
+    Some(match r.upper() {
+        b"VERSION" => Ok(Command::Version),
+        b"INFO" => Ok(Command::Info),
+        b"STATS" => Ok(Command::Stats),
+        b"MEMORY" => Ok(Command::Memory),
+        b"SYNC" => r.arity(n == 2 || n == 3).and_then(|_| {
+            let host = std::str::from_utf8(a[0]).map_err(|_| CommandError::InvalidUtf8)?;
+            let port = sync_port(a[1])?;
+            let full = match a.get(2) {
+                None => false,
+                Some(f) if f.eq_ignore_ascii_case(b"--full") => true,
+                Some(_) => return Err(CommandError::Syntax),
+            };
+            Ok(Command::Sync { host, port, full })
+        }),
+        b"REPLICATE" => r
+            .arity(n == 1)
+            .and_then(|_| replicate_action(a[0]).ok_or(CommandError::Syntax)),
+        b"SHUTDOWN" => Ok(Command::Shutdown),
+        b"COMMAND" => Ok(Command::CommandInfo),
+        b"CONFIG" => r.arity(n >= 2).and_then(|_| {
+            if !a[0].eq_ignore_ascii_case(b"GET") {
+                return Err(CommandError::Syntax);
+            }
+            Ok(Command::ConfigGet(a[1]))
+        }),
+        _ => return None,
+    })
+}
