@@ -18,15 +18,15 @@ pub mod proto {
         tonic::include_file_descriptor_set!("merklekv_descriptor");
 }
 pub mod clock;
-pub mod hooks;
+pub(crate) mod hooks;
 pub mod logging;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod node;
-pub mod persistence;
-pub mod process;
+pub(crate) mod persistence;
+pub(crate) mod process;
 pub mod protocol;
-pub mod replication;
-pub mod server;
+pub(crate) mod replication;
+pub(crate) mod server;
 pub mod store;
-pub mod subsystem;
+pub(crate) mod subsystem;
 pub mod sync;

@@ -41,6 +41,7 @@ pub enum LogOp {
 
 impl LogOp {
     /// The write of `entry` for `key`.
+    #[cfg(test)]
     pub fn put(key: &[u8], entry: &Entry) -> Result<Self, EncodeError> {
         let header = entry_record::entry_header(entry)?;
         let value = entry.value.as_deref().unwrap_or_default();
@@ -129,11 +130,6 @@ impl Engine {
             meta,
             dir,
         })
-    }
-
-    /// The engine's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Writes `ops` (and the high-water mark, when given) as one atomic

@@ -187,6 +187,7 @@ pub fn entry_header(entry: &Entry) -> Result<[u8; HEADER_BYTES], EncodeError> {
 }
 
 /// The stored record of `entry`.
+#[cfg(test)]
 pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>, EncodeError> {
     let header = entry_header(entry)?;
     let value = entry.value.as_deref().unwrap_or_default();

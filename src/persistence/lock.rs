@@ -12,7 +12,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::PersistenceError;
 
@@ -23,7 +23,6 @@ pub const LOCK_FILE: &str = "LOCK";
 #[derive(Debug)]
 pub struct DataDirLock {
     file: File,
-    path: PathBuf,
 }
 
 impl DataDirLock {
@@ -56,12 +55,7 @@ impl DataDirLock {
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
         writeln!(file, "{}", std::process::id()).map_err(io_error)?;
         file.sync_all().map_err(io_error)?;
-        Ok(Self { file, path })
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { file })
     }
 }
 

@@ -2,10 +2,10 @@
 //! both parsed into one borrowed [`Command`], answered through [`ReplyBuf`].
 
 pub mod command;
-pub mod commands;
-pub mod glob;
+pub(crate) mod commands;
+pub(crate) mod glob;
 pub mod reply;
-pub mod request;
+pub(crate) mod request;
 pub mod resp;
 pub mod text;
 

@@ -100,11 +100,6 @@ impl<'a> RespRequest<'a> {
         self.args.len()
     }
 
-    /// Whether there are no arguments.
-    pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
-    }
-
     /// `Ok` when the argument count is right, else Redis' arity error.
     pub fn arity(&self, ok: bool) -> Result<(), CommandError> {
         if ok {

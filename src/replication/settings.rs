@@ -26,9 +26,6 @@ pub enum SettingsError {
          set SSL_CERT_FILE to the broker's CA bundle (PEM)"
     )]
     NoRootCertificates(String),
-    /// The TLS configuration was refused.
-    #[error("TLS setup for mqtts:// failed: {0}")]
-    Tls(String),
 }
 
 /// Broker credentials; `Debug` does not show the password.

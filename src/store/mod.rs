@@ -11,7 +11,7 @@
 
 mod entry;
 mod error;
-pub mod merkle;
+mod merkle;
 mod ops;
 mod reads;
 mod remote;

@@ -12,23 +12,23 @@
 //!
 //! See `docs/anti-entropy.md` for the protocol and its guarantees.
 
-pub mod compare;
-pub mod convert;
+pub(crate) mod compare;
+pub(crate) mod convert;
 mod descent;
-pub mod error;
+pub(crate) mod error;
 pub mod limits;
 mod listing;
 pub mod metrics;
-pub mod peer;
-pub mod ranges;
-pub mod round;
+pub(crate) mod peer;
+pub(crate) mod ranges;
+pub(crate) mod round;
 mod round_state;
-pub mod runner;
+pub(crate) mod runner;
 pub mod scheduler;
 pub mod server;
-pub mod service;
+pub(crate) mod service;
 mod transfer;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
