@@ -80,27 +80,20 @@ pub async fn serve(
         .read(&mut input, sizes.max_line, &mut shutdown_requested)
         .await?
     {
-        if input.buf.first() == Some(&b'*') {
-            let mut out = ReplyBuf::new(Protocol::Resp);
-            resp_loop(
-                &mut conn,
-                &mut input,
-                &mut out,
-                &sizes,
-                &mut shutdown_requested,
-            )
-            .await?;
+        let protocol = if input.buf.first() == Some(&b'*') {
+            Protocol::Resp
         } else {
-            let mut out = ReplyBuf::new(Protocol::Text);
-            text_loop(
-                &mut conn,
-                &mut input,
-                &mut out,
-                &sizes,
-                &mut shutdown_requested,
-            )
-            .await?;
-        }
+            Protocol::Text
+        };
+        let mut out = ReplyBuf::new(protocol);
+        request_loop(
+            &mut conn,
+            &mut input,
+            &mut out,
+            &sizes,
+            &mut shutdown_requested,
+        )
+        .await?;
     }
     let _ = conn.stream.shutdown().await;
     if conn.refused {
@@ -152,26 +145,35 @@ struct Input {
     ranges: Vec<Range<usize>>,
 }
 
-/// The text protocol: every complete line is a request.
-async fn text_loop<F: Future>(
+/// Reads, executes every complete request of `out`'s protocol, writes the
+/// replies; until the connection closes.
+async fn request_loop<F: Future>(
     conn: &mut Conn,
     input: &mut Input,
     out: &mut ReplyBuf,
     sizes: &Sizes,
     shutdown: &mut Pin<&mut F>,
 ) -> Result<(), ConnectionError> {
+    let limit = match out.protocol() {
+        Protocol::Text => sizes.max_line,
+        Protocol::Resp => sizes.max_request,
+    };
     loop {
-        let close = text_requests(conn, input, out, sizes.max_line).await?;
+        let close = match out.protocol() {
+            Protocol::Text => text_requests(conn, input, out, sizes.max_line).await?,
+            Protocol::Resp => resp_requests(conn, input, out, sizes).await?,
+        };
         if conn.flush(out).await? || close {
             return Ok(());
         }
-        if !conn.read(input, sizes.max_line, shutdown).await? {
+        if !conn.read(input, limit, shutdown).await? {
             return Ok(());
         }
     }
 }
 
-/// Executes every complete line read; returns whether to close.
+/// The text protocol: every complete line is a request. Executes every
+/// complete line read; returns whether to close.
 async fn text_requests(
     conn: &mut Conn,
     input: &mut Input,
@@ -210,26 +212,8 @@ async fn text_requests(
 }
 
 /// RESP2/3: every complete array of bulk strings is a request; inside
-/// `MULTI` requests are queued instead of executed.
-async fn resp_loop<F: Future>(
-    conn: &mut Conn,
-    input: &mut Input,
-    out: &mut ReplyBuf,
-    sizes: &Sizes,
-    shutdown: &mut Pin<&mut F>,
-) -> Result<(), ConnectionError> {
-    loop {
-        let close = resp_requests(conn, input, out, sizes).await?;
-        if conn.flush(out).await? || close {
-            return Ok(());
-        }
-        if !conn.read(input, sizes.max_request, shutdown).await? {
-            return Ok(());
-        }
-    }
-}
-
-/// Executes every complete request read; returns whether to close.
+/// `MULTI` requests are queued instead of executed. Executes every
+/// complete request read; returns whether to close.
 async fn resp_requests(
     conn: &mut Conn,
     input: &mut Input,

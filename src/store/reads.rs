@@ -1,7 +1,7 @@
 //! Reads: single keys, prefixes and the Merkle leaves anti-entropy lists.
 //! Each read takes one shard's read lock at a time.
 
-use super::{key_hash, Entry, Store, Version};
+use super::{key_hash, Entry, Slot, Store, Version};
 
 impl Store {
     /// Calls `f` with the live value of `key` (or `None`) under the shard's
@@ -33,18 +33,9 @@ impl Store {
 
     /// Live keys starting with `prefix`, sorted bytewise.
     pub fn scan(&self, prefix: &[u8]) -> Vec<Box<[u8]>> {
-        let mut keys: Vec<Box<[u8]>> = self
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                shard
-                    .read()
-                    .iter()
-                    .filter(|(k, s)| !s.entry.is_tombstone() && k.starts_with(prefix))
-                    .map(|(k, _)| Box::from(k.as_slice()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut keys = self.collect_prefixed(prefix, |key, slot| {
+            (!slot.entry.is_tombstone()).then(|| Box::from(key))
+        });
         keys.sort_unstable();
         keys
     }
@@ -53,24 +44,33 @@ impl Store {
     /// `prefix`: SHA-256 over their (key, version, value) in key order.
     pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
-        let mut entries: Vec<(Box<[u8]>, u128)> = self
-            .shards
-            .iter()
-            .flat_map(|shard| {
-                shard
-                    .read()
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, s)| (Box::from(k.as_slice()), s.digest))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut entries: Vec<(Box<[u8]>, u128)> =
+            self.collect_prefixed(prefix, |key, slot| Some((Box::from(key), slot.digest)));
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut hasher = Sha256::new();
         for (_, digest) in entries {
             hasher.update(digest.to_le_bytes());
         }
         hasher.finalize().into()
+    }
+
+    /// `pick(key, slot)` for every entry whose key starts with `prefix`
+    /// (tombstones included), one shard's read lock at a time, unordered.
+    fn collect_prefixed<T>(
+        &self,
+        prefix: &[u8],
+        pick: impl Fn(&[u8], &Slot) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let map = shard.read();
+            out.extend(
+                map.iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .filter_map(|(k, s)| pick(k, s)),
+            );
+        }
+        out
     }
 
     /// The leaf a key belongs to.

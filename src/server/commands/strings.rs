@@ -59,12 +59,16 @@ pub fn append(
     suffix: &[u8],
 ) {
     let line_safe = reply_is_a_line(out);
-    let op = WriteOp::Append {
-        key,
-        suffix,
-        line_safe,
-    };
-    write(ctx, session, out, op)
+    write(
+        ctx,
+        session,
+        out,
+        WriteOp::Append {
+            key,
+            suffix,
+            line_safe,
+        },
+    )
 }
 
 /// `PREPEND k v`
@@ -76,12 +80,16 @@ pub fn prepend(
     prefix: &[u8],
 ) {
     let line_safe = reply_is_a_line(out);
-    let op = WriteOp::Prepend {
-        key,
-        prefix,
-        line_safe,
-    };
-    write(ctx, session, out, op)
+    write(
+        ctx,
+        session,
+        out,
+        WriteOp::Prepend {
+            key,
+            prefix,
+            line_safe,
+        },
+    )
 }
 
 /// Whether APPEND/PREPEND reply with the new value on one text line, so
