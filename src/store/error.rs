@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-/// What a store operation can fail with.
+/// What a store operation can fail with. `Display` describes the failure
+/// for logs and operators; what a client reads is the server's choice
+/// (`server/replies.rs`).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// INC/DEC on a value that is not a decimal i64.
-    #[error("Value for key '{key}' is not a valid number")]
+    #[error("value of key '{key}' is not a decimal integer")]
     NotANumber {
         /// The key (lossy UTF-8), for the message.
         key: String,
@@ -15,7 +17,7 @@ pub enum StoreError {
     #[error("increment or decrement would overflow")]
     Overflow,
     /// The write would exceed `storage.memory_limit_mb`.
-    #[error("Storage full")]
+    #[error("memory limit reached (storage.memory_limit_mb)")]
     StorageFull,
     /// APPEND/PREPEND would grow a value past the largest value a client
     /// may send (`network.max_line_bytes`), which replication and
@@ -25,10 +27,10 @@ pub enum StoreError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// A text-protocol APPEND/PREPEND on a value holding `\r`/`\n` (written
-    /// through RESP): its reply could not be sent as one line, so the write
-    /// is refused rather than applied with an unreadable reply.
-    #[error("value contains CR or LF and cannot be sent as a text line: read it over RESP")]
+    /// An APPEND/PREPEND that asked for a single-line result (the text
+    /// protocol replies with the new value on one line) on a value holding
+    /// `\r`/`\n`: refused rather than applied with an unreadable reply.
+    #[error("the joined value would hold a line break")]
     NotLineSafe,
     /// The tree shape is not usable.
     #[error("invalid Merkle tree shape: fanout {fanout} (power of two 2..=256), depth {depth} (1..=8, at most 2^24 leaves)")]
