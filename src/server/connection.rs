@@ -9,9 +9,7 @@
 //! without a newline the connection answers `ERROR line too long` and
 //! closes, so memory stays bounded.
 
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,25 +73,59 @@ pub async fn serve(
     // a lock and a waiter-list update each time.
     let shutdown_requested = shutdown.wait_for(|stop| *stop);
     tokio::pin!(shutdown_requested);
+    // The protocol is known once the first bytes arrived.
+    let mut out: Option<ReplyBuf> = None;
 
-    if conn
-        .read(&mut input, sizes.max_line, &mut shutdown_requested)
-        .await?
-    {
-        let protocol = if input.buf.first() == Some(&b'*') {
-            Protocol::Resp
-        } else {
-            Protocol::Text
+    // The request loop, the same for both protocols: read, execute every
+    // complete request, write the replies.
+    loop {
+        // Make room: drop processed bytes, then reserve one chunk.
+        if input.start > 0 {
+            input.buf.drain(..input.start);
+            input.start = 0;
+        }
+        let limit = match out.as_ref().map(ReplyBuf::protocol) {
+            Some(Protocol::Resp) => sizes.max_request,
+            _ => sizes.max_line,
         };
-        let mut out = ReplyBuf::new(protocol);
-        request_loop(
-            &mut conn,
-            &mut input,
-            &mut out,
-            &sizes,
-            &mut shutdown_requested,
-        )
-        .await?;
+        reserve_read_room(&mut input.buf, limit);
+        let (stream, buf) = (&mut conn.stream, &mut input.buf);
+        let idle_timeout = conn.ctx.limits.idle_timeout;
+        let read = async {
+            match idle_timeout {
+                Some(t) => tokio::time::timeout(t, stream.read_buf(buf)).await.ok(),
+                None => Some(stream.read_buf(buf).await),
+            }
+        };
+        let n = tokio::select! {
+            biased;
+            r = read => match r {
+                None => break, // idle timeout
+                Some(r) => r?,
+            },
+            _ = &mut shutdown_requested => break,
+        };
+        if n == 0 {
+            break;
+        }
+        conn.client.touch();
+        if let Some(poller) = &conn.ctx.idle_poll {
+            poller.on_read();
+        }
+        let out = out.get_or_insert_with(|| {
+            ReplyBuf::new(if input.buf.first() == Some(&b'*') {
+                Protocol::Resp
+            } else {
+                Protocol::Text
+            })
+        });
+        let close = match out.protocol() {
+            Protocol::Text => text_requests(&mut conn, &mut input, out, sizes.max_line).await?,
+            Protocol::Resp => resp_requests(&mut conn, &mut input, out, &sizes).await?,
+        };
+        if conn.flush(out).await? || close {
+            break;
+        }
     }
     let _ = conn.stream.shutdown().await;
     if conn.refused {
@@ -145,33 +177,6 @@ struct Input {
     ranges: Vec<Range<usize>>,
 }
 
-/// Reads, executes every complete request of `out`'s protocol, writes the
-/// replies; until the connection closes.
-async fn request_loop<F: Future>(
-    conn: &mut Conn,
-    input: &mut Input,
-    out: &mut ReplyBuf,
-    sizes: &Sizes,
-    shutdown: &mut Pin<&mut F>,
-) -> Result<(), ConnectionError> {
-    let limit = match out.protocol() {
-        Protocol::Text => sizes.max_line,
-        Protocol::Resp => sizes.max_request,
-    };
-    loop {
-        let close = match out.protocol() {
-            Protocol::Text => text_requests(conn, input, out, sizes.max_line).await?,
-            Protocol::Resp => resp_requests(conn, input, out, sizes).await?,
-        };
-        if conn.flush(out).await? || close {
-            return Ok(());
-        }
-        if !conn.read(input, limit, shutdown).await? {
-            return Ok(());
-        }
-    }
-}
-
 /// The text protocol: every complete line is a request. Executes every
 /// complete line read; returns whether to close.
 async fn text_requests(
@@ -205,7 +210,7 @@ async fn text_requests(
             }
             Err(e) => replies::error(&conn.ctx, out, &e.to_string()),
         };
-        if conn.step(action, out).await? {
+        if needs_step(&action, out) && conn.step(action, out).await? {
             return Ok(true);
         }
     }
@@ -258,53 +263,19 @@ async fn resp_requests(
                 replies::error(&conn.ctx, out, &e.to_string())
             }
         };
-        if conn.step(action, out).await? {
+        if needs_step(&action, out) && conn.step(action, out).await? {
             return Ok(true);
         }
     }
 }
 
-impl Conn {
-    /// Reads more input (keeping at most about `limit` bytes buffered);
-    /// `false` at EOF, the idle timeout or shutdown.
-    async fn read<F: Future>(
-        &mut self,
-        input: &mut Input,
-        limit: usize,
-        shutdown: &mut Pin<&mut F>,
-    ) -> Result<bool, ConnectionError> {
-        // Make room: drop processed bytes, then reserve one chunk.
-        if input.start > 0 {
-            input.buf.drain(..input.start);
-            input.start = 0;
-        }
-        reserve_read_room(&mut input.buf, limit);
-        let stream = &mut self.stream;
-        let buf = &mut input.buf;
-        let read = async {
-            match self.ctx.limits.idle_timeout {
-                Some(t) => tokio::time::timeout(t, stream.read_buf(buf)).await.ok(),
-                None => Some(stream.read_buf(buf).await),
-            }
-        };
-        let n = tokio::select! {
-            biased;
-            r = read => match r {
-                None => return Ok(false), // idle timeout
-                Some(r) => r?,
-            },
-            _ = shutdown.as_mut() => return Ok(false),
-        };
-        if n == 0 {
-            return Ok(false);
-        }
-        self.client.touch();
-        if let Some(poller) = &self.ctx.idle_poll {
-            poller.on_read();
-        }
-        Ok(true)
-    }
+/// Whether [`Conn::step`] has anything to do: most requests only want the
+/// connection to keep reading, and skip the await.
+fn needs_step(action: &Action<'_>, out: &ReplyBuf) -> bool {
+    *action != Action::Continue || out.len() >= OUT_FLUSH_BYTES
+}
 
+impl Conn {
     /// The step every request ends with, in both protocols: runs what the
     /// command asked for, then writes the replies early once they pile up.
     /// Returns whether to close.
