@@ -159,7 +159,8 @@ fn validate_network(c: &Config) -> Result<(), ConfigError> {
 fn validate_mqtt(c: &Config) -> Result<(), ConfigError> {
     let m = &c.mqtt;
     if !m.broker_address.is_empty() {
-        parse_broker(&m.broker_address).map_err(|reason| invalid("mqtt.broker_address", reason))?;
+        parse_broker(&m.broker_address)
+            .map_err(|reason| invalid("mqtt.broker_address", reason.to_string()))?;
     }
     check(
         !(m.enabled == Some(true) && m.broker_address.is_empty()),
@@ -362,50 +363,92 @@ fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// Why a `host:port` or broker address is refused; `Display` is the
+/// reason shown after the configuration key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum AddressError {
+    /// `[…` without `]:port`.
+    #[error("expected [ipv6]:port")]
+    ExpectedBracketedPort,
+    /// The bracketed host is not an IPv6 address.
+    #[error("{0:?} is not an IPv6 address")]
+    NotIpv6(String),
+    /// No `:port`.
+    #[error("expected host:port")]
+    ExpectedPort,
+    /// An IPv6 address without brackets.
+    #[error("write IPv6 addresses in brackets: [addr]:port")]
+    UnbracketedIpv6,
+    /// Neither an IP address nor a hostname.
+    #[error("{0:?} is neither an IP address nor a hostname")]
+    BadHost(String),
+    /// The port is not a number in 1..=65535.
+    #[error("port {0:?} is not in 1..=65535")]
+    BadPort(String),
+    /// A broker URL scheme other than `tcp://` and `mqtts://`.
+    #[error(
+        "{address:?}: scheme '{scheme}://' is not supported; use tcp://host:port, \
+         mqtts://host:port or host:port"
+    )]
+    BrokerScheme {
+        /// The configured address.
+        address: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// A broker address whose `host:port` part is refused.
+    #[error("{address:?}: {reason} (use tcp://host:port, mqtts://host:port or host:port)")]
+    Broker {
+        /// The configured address.
+        address: String,
+        /// What is wrong with its `host:port`.
+        reason: Box<AddressError>,
+    },
+}
+
 /// Parses `host:port` or `[ipv6]:port` (port 1..=65535).
-pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), AddressError> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, port) = rest
             .split_once("]:")
-            .ok_or_else(|| "expected [ipv6]:port".to_owned())?;
+            .ok_or(AddressError::ExpectedBracketedPort)?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+            return Err(AddressError::NotIpv6(host.to_owned()));
         }
         (host, port)
     } else {
-        let (host, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| "expected host:port".to_owned())?;
+        let (host, port) = s.rsplit_once(':').ok_or(AddressError::ExpectedPort)?;
         if host.contains(':') {
-            return Err("write IPv6 addresses in brackets: [addr]:port".to_owned());
+            return Err(AddressError::UnbracketedIpv6);
         }
         if !is_host(host) {
-            return Err(format!("{host:?} is neither an IP address nor a hostname"));
+            return Err(AddressError::BadHost(host.to_owned()));
         }
         (host, port)
     };
     match port.parse::<u16>() {
         Ok(p) if p != 0 => Ok((host.to_owned(), p)),
-        _ => Err(format!("port {port:?} is not in 1..=65535")),
+        _ => Err(AddressError::BadPort(port.to_owned())),
     }
 }
 
 /// Parses `tcp://host:port`, `mqtts://host:port` or `host:port`.
-pub(super) fn parse_broker(s: &str) -> Result<BrokerAddress, String> {
+pub(super) fn parse_broker(s: &str) -> Result<BrokerAddress, AddressError> {
     let (tls, rest) = if let Some(rest) = s.strip_prefix("tcp://") {
         (false, rest)
     } else if let Some(rest) = s.strip_prefix("mqtts://") {
         (true, rest)
     } else if let Some((scheme, _)) = s.split_once("://") {
-        return Err(format!(
-            "{s:?}: scheme '{scheme}://' is not supported; use tcp://host:port, \
-             mqtts://host:port or host:port"
-        ));
+        return Err(AddressError::BrokerScheme {
+            address: s.to_owned(),
+            scheme: scheme.to_owned(),
+        });
     } else {
         (false, s)
     };
-    let (host, port) = parse_host_port(rest).map_err(|reason| {
-        format!("{s:?}: {reason} (use tcp://host:port, mqtts://host:port or host:port)")
+    let (host, port) = parse_host_port(rest).map_err(|reason| AddressError::Broker {
+        address: s.to_owned(),
+        reason: Box::new(reason),
     })?;
     Ok(BrokerAddress { host, port, tls })
 }
