@@ -138,6 +138,30 @@ impl Collector for CoreCollector {
             "Remote versions too far in the future to advance the clock",
             st.clock().skew_rejections(),
         )?;
+        counter(
+            &mut enc,
+            "clock_restores_bounded",
+            "Restored timestamps (high-water marks, recovered versions) beyond the clock's bound",
+            st.clock().restores_bounded(),
+        )?;
+        counter(
+            &mut enc,
+            "refused_future_versions",
+            "Entries from replicas or disk refused for a version beyond the clock's bound",
+            st.refusals().future_versions(),
+        )?;
+        counter(
+            &mut enc,
+            "refused_oversized_entries",
+            "Entries from replicas refused for a key or value longer than a client may send",
+            st.refusals().oversized(),
+        )?;
+        counter(
+            &mut enc,
+            "writes_refused_clock_ahead",
+            "Client writes refused because the key's version lies beyond the clock's bound",
+            st.refusals().clock_ahead_writes(),
+        )?;
         if let Some(rss) = crate::process::resident_set_bytes() {
             gauge(
                 &mut enc,

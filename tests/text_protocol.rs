@@ -202,6 +202,10 @@ fn info_has_its_fixed_line_set() {
         "clock_skew_rejections",
         "worker_threads",
         "idle_poll_us",
+        "clock_restores_bounded",
+        "refused_future_versions",
+        "refused_oversized_entries",
+        "writes_refused_clock_ahead",
     ];
     c.send(b"INFO\r\n");
     assert_eq!(c.line(), "INFO\r\n");

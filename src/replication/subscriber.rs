@@ -26,8 +26,11 @@ pub struct Applied {
     pub applied: u64,
     /// Changes that were not newer.
     pub stale: u64,
-    /// Changes the store refused.
+    /// Changes the store could not apply (memory limit, disk).
     pub failed: u64,
+    /// Changes that break the store's rules (a version beyond the clock's
+    /// bound, an oversized key or value): never stored.
+    pub refused: u64,
     /// The batch was our own and skipped.
     pub own: bool,
     /// The payload did not decode.
@@ -96,6 +99,16 @@ impl Subscriber {
             match self.store.merge(&change.key, change.entry) {
                 Ok(MergeOutcome::Applied) => out.applied += 1,
                 Ok(MergeOutcome::Stale) => out.stale += 1,
+                Ok(MergeOutcome::Refused(reason)) => {
+                    out.refused += 1;
+                    if self.merge_warning.allow() {
+                        tracing::warn!(
+                            reason = reason.as_str(),
+                            origin = %batch.origin_node,
+                            "refused a replicated change that breaks the store's rules"
+                        );
+                    }
+                }
                 Err(e) => {
                     out.failed += 1;
                     if self.merge_warning.allow() {
@@ -193,5 +206,30 @@ mod tests {
         assert_eq!(metrics.own_batches_skipped.get(), 1);
         assert_eq!(metrics.batches_received.get(), 3);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_change_with_a_version_beyond_the_bound_is_refused() {
+        let b = store("b");
+        let sub = Subscriber::new(
+            b.clone(),
+            "b".into(),
+            Arc::new(ReplicationMetrics::default()),
+        );
+        let poison = encode_batch(
+            "liar",
+            7,
+            vec![Change {
+                key: b"z".to_vec().into(),
+                entry: Entry {
+                    version: Version::new(u64::MAX, u64::MAX),
+                    value: Some(b"poison".to_vec().into()),
+                },
+            }],
+        );
+        let out = sub.apply(&poison);
+        assert_eq!((out.applied, out.refused), (0, 1));
+        assert!(b.is_empty());
+        assert_eq!(b.refusals().future_versions(), 1);
     }
 }

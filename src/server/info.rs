@@ -86,6 +86,19 @@ pub fn info_lines(ctx: &ServerContext) -> Vec<String> {
                 .as_ref()
                 .map_or(0, |p| p.credit_per_read().as_micros())
         ),
+        format!(
+            "clock_restores_bounded:{}",
+            store.clock().restores_bounded()
+        ),
+        format!(
+            "refused_future_versions:{}",
+            store.refusals().future_versions()
+        ),
+        format!("refused_oversized_entries:{}", store.refusals().oversized()),
+        format!(
+            "writes_refused_clock_ahead:{}",
+            store.refusals().clock_ahead_writes()
+        ),
     ]
 }
 

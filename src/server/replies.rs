@@ -37,6 +37,10 @@ pub fn store_error_text(e: &StoreError, protocol: Protocol) -> String {
         StoreError::NotLineSafe => {
             "value contains CR or LF and cannot be sent as a text line: read it over RESP".into()
         }
+        StoreError::ClockAhead { key, ahead_ms } => format!(
+            "the version of key '{key}' is {ahead_ms} ms ahead of this node's clock, more than \
+             storage.max_clock_skew_ms allows; write refused"
+        ),
         StoreError::InvalidShape { .. } => e.to_string(),
         StoreError::Log(log) => format!("storage error: {log}"),
     }

@@ -40,6 +40,16 @@ pub enum StoreError {
         /// Requested depth.
         depth: u32,
     },
+    /// The key's current version lies further in the future than
+    /// `storage.max_clock_skew_ms`: a newer version cannot be stamped
+    /// without passing the clock's bound, so the write is refused.
+    #[error("the version of key '{key}' is {ahead_ms} ms ahead of this node's clock (storage.max_clock_skew_ms)")]
+    ClockAhead {
+        /// The key (lossy UTF-8), for the message.
+        key: String,
+        /// How far past the wall clock the new version would have been.
+        ahead_ms: u64,
+    },
     /// The durable log refused the write.
     #[error("storage error: {0}")]
     Log(#[from] LogError),

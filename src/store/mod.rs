@@ -10,13 +10,14 @@
 //! version order.
 
 mod entry;
+mod entry_rule;
 mod error;
 mod merkle;
 mod ops;
 mod reads;
+mod refusals;
 mod remote;
 mod tombstone_gc;
-mod value_rule;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +26,12 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use entry::{entry_digest, key_hash, node_number, Entry, Version};
+pub use entry_rule::{is_line_safe, EntryRule};
 pub use error::{LogError, StoreError};
 pub use merkle::{MerkleIndex, Summary, TreeShape};
 pub use ops::{WriteOp, WriteResult};
+pub use refusals::{Refusal, Refusals};
 pub use tombstone_gc::{collect_tombstones, gc_interval};
-pub use value_rule::{is_line_safe, ValueRule};
 
 use crate::clock::HybridClock;
 
@@ -143,7 +145,8 @@ pub struct Store {
     live_keys: AtomicU64,
     memory_used: AtomicU64,
     memory_limit: u64,
-    value_rule: ValueRule,
+    entry_rule: EntryRule,
+    refusals: Refusals,
     merkle_index: bool,
     log: std::sync::OnceLock<Arc<dyn EntryLog>>,
 }
@@ -165,6 +168,9 @@ pub enum MergeOutcome {
     Applied,
     /// We already had this version or a newer one.
     Stale,
+    /// Not stored: the entry breaks the store's rules (counted in
+    /// [`Store::refusals`]).
+    Refused(Refusal),
 }
 
 impl Store {
@@ -185,9 +191,10 @@ impl Store {
             live_keys: AtomicU64::new(0),
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
-            value_rule: ValueRule {
+            entry_rule: EntryRule {
                 max_value_bytes: options.max_value_bytes,
             },
+            refusals: Refusals::default(),
             merkle_index: options.merkle_index,
             log: std::sync::OnceLock::new(),
         })
@@ -235,6 +242,11 @@ impl Store {
     /// The node's hybrid logical clock.
     pub fn clock(&self) -> &HybridClock {
         &self.clock
+    }
+
+    /// What the store refused to take, by reason.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// Number of live (non-tombstone) keys.
@@ -389,5 +401,7 @@ fn cost(key: &[u8], value: Option<&[u8]>) -> u64 {
     (key.len() + value.map_or(0, <[u8]>::len)) as u64 + ENTRY_OVERHEAD_BYTES
 }
 
+#[cfg(test)]
+mod bounded_tests;
 #[cfg(test)]
 mod tests;

@@ -192,7 +192,7 @@ fn join(
 ) -> Result<WriteResult, StoreError> {
     let mut value = Box::default();
     record(store.write_local(key, collect, |old| {
-        store.value_rule.check_joined(old, added, line_safe)?;
+        store.entry_rule.check_joined(old, added, line_safe)?;
         let old = old.unwrap_or_default();
         let mut v = Vec::with_capacity(old.len() + added.len());
         match side {
@@ -259,7 +259,14 @@ impl Store {
         prior: Prior,
         collect: bool,
     ) -> Result<Option<Change>, StoreError> {
-        let version = Version::new(self.clock.next_after(floor), self.node);
+        let hlc = self.clock.next_after(floor).map_err(|ahead| {
+            self.refusals.count_clock_ahead();
+            StoreError::ClockAhead {
+                key: String::from_utf8_lossy(key).into_owned(),
+                ahead_ms: ahead.ahead_ms,
+            }
+        })?;
+        let version = Version::new(hlc, self.node);
         let entry = Entry { version, value };
         let change = collect.then(|| Change {
             key: key.into(),

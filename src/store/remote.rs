@@ -1,13 +1,32 @@
 //! Entries that come from elsewhere: another replica's (merged by
 //! last-writer-wins), the storage engine's at start-up (restored) and the
-//! change log's (replayed).
+//! change log's (replayed). Every one is held to the same rules
+//! ([`Store::admit`]): a version beyond the clock's bound, or a key or value
+//! longer than a client may send, is refused and counted, never stored.
 
-use super::{Entry, MergeOutcome, Prior, Store, StoreError};
+use super::{Entry, MergeOutcome, Prior, Refusal, Store, StoreError};
 
 impl Store {
+    /// Whether an entry from elsewhere may be stored (counted when not).
+    fn admit(&self, key: &[u8], entry: &Entry) -> Result<(), Refusal> {
+        let verdict = if !self.clock.within_bound(entry.version.hlc) {
+            Err(Refusal::FutureVersion)
+        } else {
+            self.entry_rule.check_remote(key, entry.value.as_deref())
+        };
+        if let Err(refusal) = verdict {
+            self.refusals.count(refusal);
+        }
+        verdict
+    }
+
     /// Merges a remote entry by last-writer-wins. Idempotent; the same set of
-    /// merges in any order leaves every replica in the same state.
+    /// merges in any order leaves every replica in the same state. An entry
+    /// that breaks the store's rules is refused ([`MergeOutcome::Refused`]).
     pub fn merge(&self, key: &[u8], entry: Entry) -> Result<MergeOutcome, StoreError> {
+        if let Err(refusal) = self.admit(key, &entry) {
+            return Ok(MergeOutcome::Refused(refusal));
+        }
         self.clock.observe(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
@@ -21,8 +40,14 @@ impl Store {
     }
 
     /// Loads an entry recovered from disk: like [`Store::merge`] but not
-    /// written back to the log and not subject to the memory limit.
+    /// written back to the log and not subject to the memory limit. An
+    /// entry beyond the clock's bound (a poisoned data directory) is left
+    /// out and counted, as a replica's would be; the disk keeps it until
+    /// the key is written again.
     pub fn restore(&self, key: &[u8], entry: Entry) {
+        if self.admit_recovered(&entry).is_err() {
+            return;
+        }
         self.clock.restore(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
@@ -44,6 +69,7 @@ impl Store {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         match entry {
+            Some(entry) if self.admit_recovered(&entry).is_err() => {}
             Some(entry) => {
                 self.clock.restore(entry.version.hlc);
                 let prior = Prior::of(key, shard.get(key));
@@ -54,5 +80,15 @@ impl Store {
                 self.remove_slot(&mut shard, loc.leaf, key);
             }
         }
+    }
+
+    /// The version rule for entries read back from this node's own disk
+    /// (sizes were checked when they were written).
+    fn admit_recovered(&self, entry: &Entry) -> Result<(), Refusal> {
+        if self.clock.within_bound(entry.version.hlc) {
+            return Ok(());
+        }
+        self.refusals.count(Refusal::FutureVersion);
+        Err(Refusal::FutureVersion)
     }
 }
