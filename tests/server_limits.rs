@@ -532,3 +532,20 @@ fn append_cannot_grow_a_value_past_max_line_bytes() {
     );
     assert_serving(&mut node);
 }
+
+#[test]
+fn a_resp_client_over_max_connections_gets_a_resp_error() {
+    let node =
+        NodeProcess::start(NodeSpec::new("maxr").env("MERKLE_KV_NETWORK_MAX_CONNECTIONS", 1));
+    let mut first = node.client();
+    assert_eq!(first.cmd("PING"), "PONG\r\n");
+    let mut resp = node.client();
+    resp.send(b"*1\r\n$4\r\nPING\r\n");
+    assert_eq!(resp.line(), "-ERR max number of clients reached\r\n");
+    assert!(resp.is_closed());
+    // A text client that sends first is answered in text.
+    let mut text = node.client();
+    text.send(b"PING\r\n");
+    assert_eq!(text.line(), "ERROR max number of clients reached\r\n");
+    assert_eq!(first.cmd("PING"), "PONG\r\n");
+}

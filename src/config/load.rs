@@ -441,24 +441,30 @@ fn deserialize(settings: &BTreeMap<String, Setting>) -> Result<Config, ConfigErr
         if let Err(e) = to_table([(path.as_str(), &setting.value)]).try_into::<Config>() {
             return Err(ConfigError::InvalidValue {
                 key: path.clone(),
-                reason: humanize(e.message()),
+                reason: humanize(e.message(), path),
                 source_name: setting.origin.clone(),
             });
         }
     }
     Err(ConfigError::InvalidValue {
         key: "(configuration)".to_owned(),
-        reason: humanize(whole_error.message()),
+        reason: humanize(whole_error.message(), ""),
         source_name: UNTRACED.to_owned(),
     })
 }
 
-/// Rewrites serde's Rust type names into the expected form.
-fn humanize(message: &str) -> String {
+/// Rewrites serde's Rust type names into the expected form; for `key`,
+/// the range validation accepts (a port that may not be 0 says so).
+fn humanize(message: &str, key: &str) -> String {
+    let u16_range = match key {
+        "network.bind_port" | "network.sync_port" => "expected a port from 1 to 65535",
+        "network.metrics_port" => "expected a port from 1 to 65535, or 0 to disable metrics",
+        _ => "expected an integer from 0 to 65535",
+    };
     message
         .trim_end()
         .trim_start_matches("invalid value: ")
-        .replace("expected u16", "expected an integer from 0 to 65535")
+        .replace("expected u16", u16_range)
         .replace("expected u32", "expected an integer from 0 to 4294967295")
         .replace("expected u64", "expected a non-negative integer")
         .replace("expected usize", "expected a non-negative integer")

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::connection;
@@ -36,7 +36,7 @@ impl ClientListener {
                 _ = shutdown.wait_for(|s| *s) => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             };
-            let (mut stream, addr) = match accepted {
+            let (stream, addr) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -50,12 +50,7 @@ impl ClientListener {
                 >= ctx.limits.max_connections
             {
                 stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(async move {
-                    let _ = stream
-                        .write_all(b"ERROR max number of clients reached\r\n")
-                        .await;
-                    let _ = stream.shutdown().await;
-                });
+                tasks.spawn(refuse_over_limit(stream));
                 continue;
             }
             stats.total_connections.fetch_add(1, Ordering::Relaxed);
@@ -76,4 +71,32 @@ impl ClientListener {
             tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
     }
+}
+
+/// How long a connection refused by `max_connections` is given to show
+/// its protocol before it is answered in the text protocol.
+const REFUSAL_PROTOCOL_WAIT: Duration = Duration::from_millis(500);
+
+/// Answers a connection over `max_connections` in its own protocol (a
+/// RESP client, whose first byte is `*`, gets Redis' `-ERR`), then closes.
+async fn refuse_over_limit(mut stream: TcpStream) {
+    let mut first = [0u8; 1];
+    let resp = matches!(
+        tokio::time::timeout(REFUSAL_PROTOCOL_WAIT, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == b'*'
+    );
+    let reply: &[u8] = if resp {
+        b"-ERR max number of clients reached\r\n"
+    } else {
+        b"ERROR max number of clients reached\r\n"
+    };
+    let _ = stream.write_all(reply).await;
+    let _ = stream.shutdown().await;
+    // Read what the client already sent, briefly, so closing does not reset
+    // the connection before it read the reply.
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_PROTOCOL_WAIT, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }

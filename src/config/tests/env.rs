@@ -154,8 +154,17 @@ fn env_out_of_range_port_names_key() {
     let e = err(load_env(&[("MERKLE_KV_NETWORK_BIND_PORT", "70000")]));
     assert_invalid(&e, "network.bind_port");
     let msg = e.to_string();
-    assert!(msg.contains("0 to 65535"), "{msg}");
+    // The range said is the one validation accepts: a client port of 0 is
+    // refused, a metrics port of 0 disables metrics.
+    assert!(msg.contains("a port from 1 to 65535"), "{msg}");
     assert!(msg.contains("MERKLE_KV_NETWORK_BIND_PORT"), "{msg}");
+    let zero = err(load_env(&[("MERKLE_KV_NETWORK_BIND_PORT", "0")]));
+    assert!(zero.to_string().contains("1..=65535"), "{zero}");
+    let metrics = err(load_env(&[("MERKLE_KV_NETWORK_METRICS_PORT", "70000")]));
+    assert!(
+        metrics.to_string().contains("or 0 to disable metrics"),
+        "{metrics}"
+    );
 
     let e = err(load_env(&[("MERKLE_KV_STORAGE_MEMORY_LIMIT_MB", "-5")]));
     assert_invalid(&e, "storage.memory_limit_mb");
