@@ -15,6 +15,13 @@ struct Cli {
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
 
+    /// Re-stamp entries recovered from disk whose version lies beyond the
+    /// clock's bound (storage.max_clock_skew_ms past the wall clock) with
+    /// a fresh version, instead of leaving them out; sets
+    /// storage.restamp_future_versions for this run.
+    #[arg(long)]
+    restamp_future_versions: bool,
+
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -42,7 +49,7 @@ fn main() -> ExitCode {
             }
         }
         None => {
-            let loaded = match Config::load(cli.config.as_deref()) {
+            let mut loaded = match Config::load(cli.config.as_deref()) {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("merklekv: configuration error: {e}");
@@ -52,6 +59,9 @@ fn main() -> ExitCode {
             if let Err(e) = merklekv::logging::init(&loaded.config.logging) {
                 eprintln!("merklekv: {e:#}");
                 return ExitCode::from(2);
+            }
+            if cli.restamp_future_versions {
+                loaded.config.storage.restamp_future_versions = true;
             }
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");

@@ -132,6 +132,7 @@ pub fn build_store(config: &Config) -> anyhow::Result<Arc<Store>> {
             depth: config.anti_entropy.tree_depth,
         },
         max_clock_skew_ms: config.storage.max_clock_skew_ms,
+        restamp_future_versions: config.storage.restamp_future_versions,
         memory_limit_bytes: config.storage.memory_limit_mb.saturating_mul(1024 * 1024),
         max_value_bytes: config.network.max_line_bytes as u64,
         merkle_index: true,

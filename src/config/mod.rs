@@ -173,6 +173,10 @@ pub struct StorageConfig {
     pub engine: String,
     /// Seed key, accepted; has no effect yet (default 0).
     pub backup_interval_hours: u64,
+    /// At start-up, write entries recovered from disk whose version lies
+    /// beyond the clock's bound again with a fresh version, instead of
+    /// leaving them out (default false; `--restamp-future-versions`).
+    pub restamp_future_versions: bool,
 }
 
 /// `[logging]`: diagnostics output.
@@ -438,6 +442,7 @@ impl Default for StorageConfig {
             log_segment_mb: 64,
             tombstone_grace_seconds: 86_400,
             max_clock_skew_ms: 60_000,
+            restamp_future_versions: false,
             engine: "fjall".to_owned(),
             backup_interval_hours: 0,
         }

@@ -138,6 +138,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     if !start.store.attach_log(queue.clone()) {
         anyhow::bail!("a durable log is already attached to the store");
     }
+    report_versions_ahead(start.store, &dir)?;
     let hooks = Hooks {
         durability: Some(commit.durability()),
         ..Hooks::default()
@@ -186,6 +187,45 @@ pub(crate) fn test_entry(hlc: u64, node: u64, value: Option<&[u8]>) -> crate::st
     }
 }
 
+/// Reports what recovery found beyond the clock's bound (a poisoned data
+/// directory: a peer or a wall clock far in the future wrote it) and, with
+/// `storage.restamp_future_versions`, writes those entries again with
+/// fresh versions through the now attached log.
+fn report_versions_ahead(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    let ahead = store.refusals().future_versions();
+    let mark_bounded = store.clock().restores_bounded();
+    if ahead == 0 && mark_bounded == 0 {
+        return Ok(());
+    }
+    let restamped = store
+        .restamp_recovered()
+        .context("cannot re-stamp the entries recovered beyond the clock's bound")?;
+    if restamped > 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            restamped,
+            "re-stamped {restamped} recovered entries whose versions lay beyond the clock's bound \
+             (storage.max_clock_skew_ms) with fresh versions"
+        );
+    } else if ahead > 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            entries = ahead,
+            "left out {ahead} recovered entries whose versions lie beyond the clock's bound \
+             (storage.max_clock_skew_ms past the wall clock; INFO refused_future_versions); \
+             restart with --restamp-future-versions to keep them with fresh versions"
+        );
+    }
+    if mark_bounded > 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            "the persisted clock lay beyond the clock's bound and was restored to the bound \
+             (INFO clock_restores_bounded)"
+        );
+    }
+    Ok(())
+}
+
 /// Writes the clean-shutdown marker for the store as flushed.
 fn mark_clean(store: &Store, dir: &Path) {
     // Barrier: a mutation that passed the (now closed) log before the final
@@ -229,6 +269,9 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     let marker = clean_marker::read(&dir)?;
     let unclean = (existed || !replayed.segments.is_empty()) && marker.is_none();
     match marker {
+        // Entries left out for a version beyond the clock's bound explain a
+        // difference (reported once the log is attached).
+        Some(_) if store.refusals().future_versions() > 0 => {}
         Some(expected) => {
             let found = store.root();
             if found != expected {
@@ -281,5 +324,82 @@ fn contain_panic<T>(
                 reason: format!("the storage engine failed while reading its files ({what})"),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::engine::LogOp;
+    use crate::store::{StoreOptions, WriteOp};
+    use fjall::PersistMode;
+
+    /// A data directory an older release left poisoned: a clean shutdown,
+    /// one entry at `hlc = u64::MAX` and one sane entry, in the engine.
+    fn poisoned_dir() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let source = Store::new(StoreOptions::default()).expect("store");
+        source
+            .apply_local(WriteOp::Set {
+                key: b"sane",
+                value: b"1",
+            })
+            .expect("set");
+        {
+            std::fs::create_dir_all(tmp.path()).expect("mkdir");
+            let engine = Engine::open(tmp.path()).expect("open");
+            let ops = vec![
+                LogOp::put(b"sane", &source.entry(b"sane").expect("entry")).expect("op"),
+                LogOp::put(b"z", &test_entry(u64::MAX, u64::MAX, Some(b"poison"))).expect("op"),
+            ];
+            engine
+                .commit(ops, Some(u64::MAX), PersistMode::SyncData)
+                .expect("commit");
+        }
+        // The marker a clean shutdown wrote, over both entries.
+        let both = Store::new(StoreOptions::default()).expect("store");
+        both.restore(b"sane", source.entry(b"sane").expect("entry"));
+        clean_marker::write(tmp.path(), both.root()).expect("marker");
+        tmp
+    }
+
+    #[test]
+    fn a_poisoned_data_dir_starts_without_the_entries_beyond_the_bound() {
+        let tmp = poisoned_dir();
+        let store = Store::new(StoreOptions::default()).expect("store");
+        let opened = open_and_recover(tmp.path(), &store).expect("starts");
+        drop(opened);
+        assert_eq!(store.get(b"sane"), Some(b"1".to_vec()));
+        assert_eq!(store.get(b"z"), None);
+        assert_eq!(store.refusals().future_versions(), 1);
+        assert_eq!(store.clock().restores_bounded(), 1);
+        assert!(store.clock().peek() <= store.clock().bound());
+        // Writes to the poisoned key work and win.
+        store
+            .apply_local(WriteOp::Set {
+                key: b"z",
+                value: b"fresh",
+            })
+            .expect("set");
+        assert_eq!(store.get(b"z"), Some(b"fresh".to_vec()));
+    }
+
+    #[test]
+    fn restamping_keeps_the_entries_with_fresh_versions() {
+        let tmp = poisoned_dir();
+        let store = Store::new(StoreOptions {
+            restamp_future_versions: true,
+            ..StoreOptions::default()
+        })
+        .expect("store");
+        let opened = open_and_recover(tmp.path(), &store).expect("starts");
+        drop(opened);
+        assert_eq!(store.get(b"z"), None, "left out until the log is attached");
+        assert_eq!(store.restamp_recovered(), Ok(1));
+        assert_eq!(store.get(b"z"), Some(b"poison".to_vec()));
+        let version = store.entry(b"z").expect("entry").version;
+        assert!(version.hlc <= store.clock().bound());
+        assert_eq!(version.node, store.node_number());
+        assert_eq!(store.restamp_recovered(), Ok(0), "once");
     }
 }

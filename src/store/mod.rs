@@ -56,6 +56,9 @@ pub trait EntryLog: Send + Sync + 'static {
     fn forget(&self, key: &[u8]) -> Result<(), StoreError>;
 }
 
+/// A key and its entry.
+type KeyedEntry = (Box<[u8]>, Entry);
+
 /// How a store is set up.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -75,6 +78,11 @@ pub struct StoreOptions {
     /// without it the tree stays empty, so `HASH`, anti-entropy and entry
     /// counts are meaningless.
     pub merkle_index: bool,
+    /// Keep entries recovered from disk whose version lies beyond the
+    /// clock's bound, to be re-stamped with a fresh version once the log
+    /// is attached ([`Store::restamp_recovered`]), instead of leaving
+    /// them out.
+    pub restamp_future_versions: bool,
 }
 
 impl Default for StoreOptions {
@@ -86,6 +94,7 @@ impl Default for StoreOptions {
             memory_limit_bytes: 0,
             max_value_bytes: 0,
             merkle_index: true,
+            restamp_future_versions: false,
         }
     }
 }
@@ -149,6 +158,9 @@ pub struct Store {
     refusals: Refusals,
     merkle_index: bool,
     log: std::sync::OnceLock<Arc<dyn EntryLog>>,
+    /// Recovered entries beyond the clock's bound, kept for re-stamping
+    /// (`None`: `restamp_future_versions` is off, they are left out).
+    recovered_ahead: Option<parking_lot::Mutex<Vec<KeyedEntry>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -196,6 +208,9 @@ impl Store {
             },
             refusals: Refusals::default(),
             merkle_index: options.merkle_index,
+            recovered_ahead: options
+                .restamp_future_versions
+                .then(|| parking_lot::Mutex::new(Vec::new())),
             log: std::sync::OnceLock::new(),
         })
     }

@@ -232,7 +232,7 @@ impl Store {
     }
 
     /// Stamps a version newer than the key's current one and writes it.
-    fn stamp_and_write(
+    pub(super) fn stamp_and_write(
         &self,
         shard: &mut Map,
         loc: Location,

@@ -45,9 +45,9 @@ impl Store {
     /// out and counted, as a replica's would be; the disk keeps it until
     /// the key is written again.
     pub fn restore(&self, key: &[u8], entry: Entry) {
-        if self.admit_recovered(&entry).is_err() {
+        let Some(entry) = self.admit_recovered(key, entry) else {
             return;
-        }
+        };
         self.clock.restore(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
@@ -68,9 +68,9 @@ impl Store {
     pub fn replay(&self, key: &[u8], entry: Option<Entry>) {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
-        match entry {
-            Some(entry) if self.admit_recovered(&entry).is_err() => {}
-            Some(entry) => {
+        match entry.map(|e| self.admit_recovered(key, e)) {
+            Some(None) => {}
+            Some(Some(entry)) => {
                 self.clock.restore(entry.version.hlc);
                 let prior = Prior::of(key, shard.get(key));
                 // Cannot fail: no log is consulted and no memory limit applies.
@@ -83,12 +83,42 @@ impl Store {
     }
 
     /// The version rule for entries read back from this node's own disk
-    /// (sizes were checked when they were written).
-    fn admit_recovered(&self, entry: &Entry) -> Result<(), Refusal> {
+    /// (sizes were checked when they were written): `None` when the entry
+    /// lies beyond the clock's bound — counted, and kept for re-stamping
+    /// when `restamp_future_versions` is on.
+    fn admit_recovered(&self, key: &[u8], entry: Entry) -> Option<Entry> {
         if self.clock.within_bound(entry.version.hlc) {
-            return Ok(());
+            return Some(entry);
         }
         self.refusals.count(Refusal::FutureVersion);
-        Err(Refusal::FutureVersion)
+        if let Some(kept) = &self.recovered_ahead {
+            let mut kept = kept.lock();
+            // Restore and replay may both hold the key: the last one read
+            // is the newest (replay follows restore).
+            kept.retain(|(k, _)| k.as_ref() != key);
+            kept.push((key.into(), entry));
+        }
+        None
+    }
+
+    /// Writes every recovered entry that lay beyond the clock's bound
+    /// again, with a fresh version from this node's clock (its value, or
+    /// a tombstone), through the durable log once it is attached: the
+    /// operator's way out of a poisoned data directory
+    /// (`--restamp-future-versions`). Call it at start-up, before clients
+    /// connect. Returns how many were re-stamped.
+    pub fn restamp_recovered(&self) -> Result<usize, StoreError> {
+        let Some(kept) = &self.recovered_ahead else {
+            return Ok(0);
+        };
+        let entries = std::mem::take(&mut *kept.lock());
+        let mut restamped = 0;
+        for (key, entry) in entries {
+            let loc = self.locate(&key);
+            let mut shard = self.shards[loc.shard].write();
+            self.stamp_and_write(&mut shard, loc, &key, entry.value, false)?;
+            restamped += 1;
+        }
+        Ok(restamped)
     }
 }
