@@ -212,6 +212,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             max_connections: network.max_connections,
             idle_timeout: (network.idle_timeout_seconds > 0)
                 .then(|| Duration::from_secs(network.idle_timeout_seconds)),
+            max_client_memory_bytes: usize::try_from(
+                network.max_client_memory_mb.saturating_mul(1 << 20),
+            )
+            .unwrap_or(usize::MAX),
         },
         hooks: assembly.hooks,
         facts,

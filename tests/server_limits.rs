@@ -549,3 +549,71 @@ fn a_resp_client_over_max_connections_gets_a_resp_error() {
     assert_eq!(text.line(), "ERROR max number of clients reached\r\n");
     assert_eq!(first.cmd("PING"), "PONG\r\n");
 }
+
+#[test]
+fn hostile_clients_stay_under_the_client_memory_cap_and_memory_comes_back() {
+    let cap_mb = 64u64;
+    let node = NodeProcess::start(
+        NodeSpec::new("memcap").env("MERKLE_KV_NETWORK_MAX_CLIENT_MEMORY_MB", cap_mb),
+    );
+    let idle = node.rss_bytes();
+    let mut hostile = Vec::new();
+    // Unfinished RESP arrays of `$0` elements, about 6 MB each.
+    let chunk = b"$0\r\n\r\n".repeat(65_536);
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(("127.0.0.1", node.port)).expect("connect");
+        s.write_all(b"*1048576\r\n").expect("header");
+        for _ in 0..15 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        hostile.push(s);
+    }
+    // Unfinished 1 MB text lines.
+    let line = [b"SET k ".as_slice(), &vec![b'x'; 1 << 20]].concat();
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(("127.0.0.1", node.port)).expect("connect");
+        let _ = s.write_all(&line);
+        hostile.push(s);
+    }
+    let mut c = node.client();
+    let cap = cap_mb << 20;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            c.info_field("client_memory_bytes")
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+                <= cap
+        }),
+        "client memory above the cap"
+    );
+    let evicted: u64 = c
+        .info_field("clients_evicted_for_memory")
+        .parse()
+        .expect("evicted");
+    assert!(evicted > 0, "the largest holders are disconnected");
+    let held = node.rss_bytes().saturating_sub(idle);
+    assert!(
+        held < cap + (24 << 20),
+        "the node grew by {} MiB with a {cap_mb} MiB cap",
+        held >> 20
+    );
+    // A well-behaved client is unaffected.
+    assert_eq!(c.cmd("SET fine 1"), "OK\r\n");
+    drop(hostile);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            node.rss_bytes() < idle + (16 << 20)
+        }),
+        "memory is given back after the clients leave: {} MiB over idle",
+        node.rss_bytes().saturating_sub(idle) >> 20
+    );
+    assert_eq!(
+        c.info_field("client_memory_bytes")
+            .parse::<u64>()
+            .ok()
+            .map(|b| b < 1 << 20),
+        Some(true)
+    );
+}

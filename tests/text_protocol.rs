@@ -206,6 +206,8 @@ fn info_has_its_fixed_line_set() {
         "refused_future_versions",
         "refused_oversized_entries",
         "writes_refused_clock_ahead",
+        "client_memory_bytes",
+        "clients_evicted_for_memory",
     ];
     c.send(b"INFO\r\n");
     assert_eq!(c.line(), "INFO\r\n");

@@ -68,6 +68,10 @@ pub struct NetworkConfig {
     pub max_connections: usize,
     /// Cap on one client request line in bytes (default 1 MiB, minimum 1024).
     pub max_line_bytes: usize,
+    /// MiB all clients together may hold in unfinished requests and unsent
+    /// replies before the largest holders are disconnected (default 1024;
+    /// 0 = no cap).
+    pub max_client_memory_mb: u64,
     /// Close client connections idle this long; 0 (default) never closes them.
     /// Otherwise at least 60.
     pub idle_timeout_seconds: u64,
@@ -390,6 +394,7 @@ impl Default for NetworkConfig {
             advertise_address: String::new(),
             max_connections: 10_000,
             max_line_bytes: 1 << 20,
+            max_client_memory_mb: 1024,
             idle_timeout_seconds: 0,
             connection_timeout: 30,
             worker_threads: 0,

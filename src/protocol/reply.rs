@@ -83,6 +83,11 @@ impl ReplyBuf {
         self.buf.is_empty()
     }
 
+    /// Bytes the buffer holds allocated (what a client's replies cost).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Drops the buffered bytes (keeps the allocation, shrinking huge ones).
     pub fn clear(&mut self) {
         self.buf.clear();

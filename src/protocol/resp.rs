@@ -8,6 +8,11 @@ use super::request::RespRequest;
 
 /// Largest number of elements accepted in one request array.
 pub const MAX_ARRAY_LEN: usize = 1 << 20;
+/// The fewest bytes one array element takes (`$0\r\n\r\n`).
+const MIN_ELEMENT_BYTES: usize = 6;
+/// Arrays up to this many elements are parsed as soon as any of them
+/// arrived; larger ones once enough bytes for all of them did.
+const EAGER_ELEMENTS: usize = 1024;
 /// Longest `*n` / `$n` header line accepted.
 const MAX_HEADER: usize = 32;
 
@@ -66,6 +71,14 @@ pub fn parse_request(
     let count = count as usize;
     if count > MAX_ARRAY_LEN {
         return Err(FrameError::BadArrayLength);
+    }
+    // A large array that cannot be complete yet (every element takes at
+    // least `$0\r\n\r\n`) is not parsed, nor its arguments recorded, on
+    // every read while it arrives: an unfinished request pins only its
+    // bytes. Small arrays are parsed at once, so bad framing is reported
+    // as soon as it is sent.
+    if count > EAGER_ELEMENTS && buf.len() - pos < count.saturating_mul(MIN_ELEMENT_BYTES) {
+        return Ok(None);
     }
     for _ in 0..count {
         let Some(&tag) = buf.get(pos) else {
@@ -243,6 +256,29 @@ mod tests {
             Err(FrameError::BadBulkLength)
         );
         assert_eq!(parse(&[b'*'; 40]), Err(FrameError::BadArrayLength));
+    }
+
+    #[test]
+    fn a_large_array_waits_for_enough_bytes_before_it_is_parsed() {
+        let mut r = Vec::new();
+        let mut buf = b"*2000\r\n".to_vec();
+        buf.extend(b"$0\r\n\r\n".repeat(1999));
+        assert_eq!(parse_request(&buf, 10, &mut r), Ok(None));
+        assert!(
+            r.is_empty(),
+            "no arguments recorded while it cannot be complete"
+        );
+        buf.extend(b"$0\r\n\r\n");
+        assert_eq!(parse_request(&buf, 10, &mut r), Ok(Some(buf.len())));
+        assert_eq!(r.len(), 2000);
+        // Bad framing in a large array is found once it is all there.
+        let mut bad = b"*2000\r\n".to_vec();
+        bad.extend(b"$0\r\n\r\n".repeat(1999));
+        bad.extend(b":1\r\n\r\n");
+        assert_eq!(
+            parse_request(&bad, 10, &mut r),
+            Err(FrameError::ExpectedBulk(':'))
+        );
     }
 
     #[test]

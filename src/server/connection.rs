@@ -75,6 +75,9 @@ pub async fn serve(
     tokio::pin!(shutdown_requested);
     // The protocol is known once the first bytes arrived.
     let mut out: Option<ReplyBuf> = None;
+    // What this connection's buffers hold, as last reported to the
+    // registry (network.max_client_memory_mb).
+    let mut held = 0usize;
 
     // The request loop, the same for both protocols: read, execute every
     // complete request, write the replies.
@@ -126,6 +129,17 @@ pub async fn serve(
         if conn.flush(out).await? || close {
             break;
         }
+        input.release_excess();
+        let holds = input.held() + out.capacity();
+        if holds != held {
+            held = holds;
+            let cap = conn.ctx.limits.max_client_memory_bytes;
+            if conn.ctx.clients.account(&conn.client, held, cap) {
+                // Disconnected for holding the most memory: no reply, as
+                // Redis does for clients over maxmemory-clients.
+                break;
+            }
+        }
     }
     let _ = conn.stream.shutdown().await;
     if conn.refused {
@@ -166,6 +180,9 @@ struct Conn {
     refused: bool,
 }
 
+/// A buffer holding more than this is given back once it is mostly empty.
+const RELEASE_ABOVE: usize = 1 << 20;
+
 /// Bytes read and not yet processed.
 struct Input {
     buf: Vec<u8>,
@@ -176,6 +193,32 @@ struct Input {
     /// RESP: where the arguments of the last parsed request are.
     ranges: Vec<Range<usize>>,
 }
+
+impl Input {
+    /// Bytes this input holds allocated: the read buffer and the argument
+    /// ranges of the request being parsed.
+    fn held(&self) -> usize {
+        self.buf.capacity() + self.ranges.capacity() * std::mem::size_of::<Range<usize>>()
+    }
+
+    /// Gives back a read buffer grown for a large request once little of
+    /// it is still in use, so a connection holds memory only while it is
+    /// sending a large request.
+    fn release_excess(&mut self) {
+        let pending = self.buf.len() - self.start;
+        if self.buf.capacity() > RELEASE_ABOVE && pending < RELEASE_ABOVE / 4 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.shrink_to(pending.max(READ_CHUNK));
+        }
+        if self.ranges.capacity() > RANGES_KEPT {
+            self.ranges = Vec::new();
+        }
+    }
+}
+
+/// Argument ranges kept between requests (more are allocated per request).
+const RANGES_KEPT: usize = 1024;
 
 /// The text protocol: every complete line is a request. Executes every
 /// complete line read; returns whether to close.
@@ -231,6 +274,9 @@ async fn resp_requests(
             {
                 Ok(Some(consumed)) => consumed,
                 Ok(None) => {
+                    // Parsed again from its start on the next read: the
+                    // ranges of an unfinished request are not kept.
+                    input.ranges.clear();
                     if input.buf.len() - input.start > sizes.max_request {
                         conn.refuse(out, "Protocol error: request too large");
                         return Ok(true);

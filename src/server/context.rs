@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Close connections idle this long (`None` = never).
     pub idle_timeout: Option<Duration>,
+    /// Most bytes all clients together may hold in unfinished requests
+    /// and unsent replies (0 = no cap).
+    pub max_client_memory_bytes: usize,
 }
 
 /// Shared by every connection.

@@ -99,6 +99,8 @@ pub fn info_lines(ctx: &ServerContext) -> Vec<String> {
             "writes_refused_clock_ahead:{}",
             store.refusals().clock_ahead_writes()
         ),
+        format!("client_memory_bytes:{}", ctx.clients.held_total()),
+        format!("clients_evicted_for_memory:{}", ctx.clients.evicted()),
     ]
 }
 

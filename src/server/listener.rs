@@ -55,21 +55,44 @@ impl ClientListener {
             }
             stats.total_connections.fetch_add(1, Ordering::Relaxed);
             stats.active_connections.fetch_add(1, Ordering::Relaxed);
+            let client = ctx.clients.register(addr);
+            let registered = Registered {
+                ctx: ctx.clone(),
+                id: client.id,
+            };
             let ctx = ctx.clone();
             let rx = ctx.shutdown.subscribe();
-            tasks.spawn(async move {
-                let client = ctx.clients.register(addr);
-                if let Err(e) = connection::serve(stream, ctx.clone(), client.clone(), rx).await {
+            let serving = client.clone();
+            let task = tasks.spawn(async move {
+                // Unregisters also when the task is aborted (memory cap).
+                let _registered = registered;
+                if let Err(e) = connection::serve(stream, ctx, serving, rx).await {
                     tracing::debug!(%addr, error = %e, "connection ended");
                 }
-                ctx.clients.unregister(client.id);
-                ctx.stats.active_connections.fetch_sub(1, Ordering::Relaxed);
             });
+            client.set_abort(task);
         }
         drop(self.listener);
         let _ =
             tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
+    }
+}
+
+/// A registered connection: unregistered (and no longer counted active)
+/// when its task ends or is aborted.
+struct Registered {
+    ctx: Arc<ServerContext>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.ctx.clients.unregister(self.id);
+        self.ctx
+            .stats
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
