@@ -197,6 +197,7 @@ struct Input {
 impl Input {
     /// Bytes this input holds allocated: the read buffer and the argument
     /// ranges of the request being parsed.
+    #[inline]
     fn held(&self) -> usize {
         self.buf.capacity() + self.ranges.capacity() * std::mem::size_of::<Range<usize>>()
     }
@@ -204,7 +205,15 @@ impl Input {
     /// Gives back a read buffer grown for a large request once little of
     /// it is still in use, so a connection holds memory only while it is
     /// sending a large request.
+    #[inline]
     fn release_excess(&mut self) {
+        if self.buf.capacity() > RELEASE_ABOVE || self.ranges.capacity() > RANGES_KEPT {
+            self.release_grown();
+        }
+    }
+
+    #[cold]
+    fn release_grown(&mut self) {
         let pending = self.buf.len() - self.start;
         if self.buf.capacity() > RELEASE_ABOVE && pending < RELEASE_ABOVE / 4 {
             self.buf.drain(..self.start);

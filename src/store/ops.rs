@@ -231,6 +231,17 @@ impl Store {
         self.write_stamped(&mut shard, loc, key, new_value, floor, prior, collect)
     }
 
+    /// Counts and describes a write refused because the key's version lies
+    /// beyond the clock's bound.
+    #[cold]
+    fn refuse_clock_ahead(&self, key: &[u8], ahead: crate::clock::ClockAhead) -> StoreError {
+        self.refusals.count_clock_ahead();
+        StoreError::ClockAhead {
+            key: String::from_utf8_lossy(key).into_owned(),
+            ahead_ms: ahead.ahead_ms,
+        }
+    }
+
     /// Stamps a version newer than the key's current one and writes it.
     pub(super) fn stamp_and_write(
         &self,
@@ -259,13 +270,10 @@ impl Store {
         prior: Prior,
         collect: bool,
     ) -> Result<Option<Change>, StoreError> {
-        let hlc = self.clock.next_after(floor).map_err(|ahead| {
-            self.refusals.count_clock_ahead();
-            StoreError::ClockAhead {
-                key: String::from_utf8_lossy(key).into_owned(),
-                ahead_ms: ahead.ahead_ms,
-            }
-        })?;
+        let hlc = match self.clock.next_after(floor) {
+            Ok(hlc) => hlc,
+            Err(ahead) => return Err(self.refuse_clock_ahead(key, ahead)),
+        };
         let version = Version::new(hlc, self.node);
         let entry = Entry { version, value };
         let change = collect.then(|| Change {
