@@ -18,6 +18,7 @@ pub mod proto {
         tonic::include_file_descriptor_set!("merklekv_descriptor");
 }
 pub mod clock;
+pub mod cluster;
 pub(crate) mod hooks;
 pub mod logging;
 pub(crate) mod metrics;
