@@ -6,8 +6,8 @@
 //! timestamps are observed so causally later writes get larger timestamps.
 //!
 //! Nothing moves the clock, or is stamped, past its **bound**: the local
-//! wall clock plus `max_skew_ms`. A remote timestamp beyond it advances the
-//! clock only to the bound (counted); a persisted high-water mark beyond it
+//! wall clock plus `max_skew_ms`. A remote timestamp beyond it is refused
+//! and leaves the clock alone (counted); a persisted high-water mark beyond it
 //! is restored only to the bound (counted); a local timestamp that would
 //! have to exceed it (because the key's current version lies beyond it) is
 //! refused with [`ClockAhead`]. So no version can freeze the clock at
@@ -87,8 +87,8 @@ impl HybridClock {
         from_physical_ms(ms.min(u64::MAX >> COUNTER_BITS)) | ((1 << COUNTER_BITS) - 1)
     }
 
-    /// Whether `hlc` lies within the bound (remote versions beyond it are
-    /// refused by the store).
+    /// Whether `hlc` lies within the bound (what the store recovers from
+    /// disk beyond it is left out).
     pub fn within_bound(&self, hlc: u64) -> bool {
         hlc <= self.bound()
     }
@@ -129,18 +129,17 @@ impl HybridClock {
         }
     }
 
-    /// Observes a remote timestamp so later local timestamps exceed it —
-    /// unless it lies more than `max_skew_ms` in the future, in which case the
-    /// clock advances only to the skew bound and the rejection is counted.
-    pub fn observe(&self, remote: u64) {
-        let bound = self.bound();
-        let target = if remote > bound {
+    /// Observes a remote timestamp so later local timestamps exceed it, and
+    /// returns `true` — unless it lies beyond the bound: then the clock is
+    /// left alone, the rejection is counted, and the caller must refuse
+    /// what carries it (`false`).
+    pub fn observe(&self, remote: u64) -> bool {
+        if remote > self.bound() {
             self.skew_rejections.fetch_add(1, Ordering::Relaxed);
-            clamp(bound)
-        } else {
-            remote
-        };
-        self.last.fetch_max(target, Ordering::AcqRel);
+            return false;
+        }
+        self.last.fetch_max(remote, Ordering::AcqRel);
+        true
     }
 
     /// Restores a persisted high-water mark so a restarted node never hands
@@ -163,7 +162,7 @@ impl HybridClock {
         self.last.load(Ordering::Acquire)
     }
 
-    /// How many remote timestamps were too far in the future to follow.
+    /// How many remote timestamps were refused for lying beyond the bound.
     pub fn skew_rejections(&self) -> u64 {
         self.skew_rejections.load(Ordering::Relaxed)
     }
@@ -210,7 +209,7 @@ mod tests {
     fn observing_a_remote_timestamp_moves_the_clock_past_it() {
         let clock = HybridClock::new(60_000);
         let remote = from_physical_ms(wall_clock_ms() + 5_000) + 3;
-        clock.observe(remote);
+        assert!(clock.observe(remote));
         assert!(clock.now().expect("within bound") > remote);
         assert_eq!(clock.skew_rejections(), 0);
     }
@@ -219,8 +218,10 @@ mod tests {
     fn a_remote_clock_far_ahead_is_bounded_and_counted() {
         let clock = HybridClock::new(1_000);
         let remote = from_physical_ms(wall_clock_ms() + 3_600_000);
-        clock.observe(remote);
+        let before = clock.peek();
+        assert!(!clock.observe(remote), "refused");
         assert_eq!(clock.skew_rejections(), 1);
+        assert_eq!(clock.peek(), before, "the clock is left alone");
         assert!(clock.now().expect("within bound") < remote);
         assert!(physical_ms(clock.peek()) <= wall_clock_ms() + 1_000);
     }
@@ -254,7 +255,7 @@ mod tests {
             let refused = clock.next_after(floor).expect_err("beyond the bound");
             assert!(refused.ahead_ms > 1_000, "{refused:?}");
         }
-        clock.observe(u64::MAX);
+        assert!(!clock.observe(u64::MAX));
         let t = clock.now().expect("the clock itself stays usable");
         assert!(t <= clock.bound() && t < u64::MAX);
     }

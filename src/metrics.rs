@@ -135,7 +135,7 @@ impl Collector for CoreCollector {
         counter(
             &mut enc,
             "clock_skew_rejections",
-            "Remote versions too far in the future to advance the clock",
+            "Versions from replicas refused for lying beyond the clock's bound",
             st.clock().skew_rejections(),
         )?;
         counter(

@@ -64,6 +64,7 @@ fn a_pushed_version_at_u64_max_does_not_freeze_the_key() {
     assert_eq!(get(&mut c1, "z"), "NOT_FOUND");
     assert_eq!(get(&mut c1, "big"), "NOT_FOUND");
     assert_eq!(c1.info_field("refused_future_versions"), "1");
+    assert_eq!(c1.info_field("clock_skew_rejections"), "1");
     assert_eq!(c1.info_field("refused_oversized_entries"), "1");
 
     // Writes, syncs and rewrites converge to the last write on both nodes.

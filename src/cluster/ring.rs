@@ -32,7 +32,6 @@ pub struct Ring {
     members: Vec<String>,
     /// Every member's tokens, sorted by point.
     tokens: Vec<Token>,
-    vnodes: u32,
 }
 
 impl Ring {
@@ -58,21 +57,12 @@ impl Ring {
             }
         }
         tokens.sort_unstable();
-        Self {
-            members,
-            tokens,
-            vnodes,
-        }
+        Self { members, tokens }
     }
 
     /// The members, sorted.
     pub fn members(&self) -> &[String] {
         &self.members
-    }
-
-    /// Tokens per member.
-    pub fn vnodes(&self) -> u32 {
-        self.vnodes
     }
 
     /// The replicas of `key`: the first `replication_factor` distinct
@@ -103,11 +93,6 @@ impl Ring {
             found_len: 0,
             all: every,
         }
-    }
-
-    /// Whether `member` is one of the replicas of `key`.
-    pub fn is_replica(&self, member: &str, key: &[u8], replication_factor: usize) -> bool {
-        self.replicas(key, replication_factor).any(|m| m == member)
     }
 
     /// The share of the hash space each member replicates with

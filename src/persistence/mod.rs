@@ -269,11 +269,10 @@ fn open_and_recover(dir: &Path, store: &Store) -> Result<Opened, PersistenceErro
     let marker = clean_marker::read(&dir)?;
     let unclean = (existed || !replayed.segments.is_empty()) && marker.is_none();
     match marker {
-        // Entries left out for a version beyond the clock's bound explain a
-        // difference (reported once the log is attached).
-        Some(_) if store.refusals().future_versions() > 0 => {}
         Some(expected) => {
-            let found = store.root();
+            // With the entries left out for a version beyond the clock's
+            // bound (reported once the log is attached): what the disk held.
+            let found = store.root().combine(store.left_out_on_recovery());
             if found != expected {
                 return Err(PersistenceError::Changed {
                     dir,
@@ -331,12 +330,18 @@ fn contain_panic<T>(
 mod tests {
     use super::*;
     use crate::persistence::engine::LogOp;
-    use crate::store::{StoreOptions, WriteOp};
+    use crate::store::{StoreOptions, Summary, WriteOp};
     use fjall::PersistMode;
 
     /// A data directory an older release left poisoned: a clean shutdown,
     /// one entry at `hlc = u64::MAX` and one sane entry, in the engine.
     fn poisoned_dir() -> tempfile::TempDir {
+        poisoned_dir_with_marker(|both| both)
+    }
+
+    /// The same, with the clean-shutdown marker the release wrote (the
+    /// summary of both entries) passed through `marker`.
+    fn poisoned_dir_with_marker(marker: impl FnOnce(Summary) -> Summary) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().expect("tempdir");
         let source = Store::new(StoreOptions::default()).expect("store");
         source
@@ -357,10 +362,30 @@ mod tests {
                 .expect("commit");
         }
         // The marker a clean shutdown wrote, over both entries.
-        let both = Store::new(StoreOptions::default()).expect("store");
-        both.restore(b"sane", source.entry(b"sane").expect("entry"));
-        clean_marker::write(tmp.path(), both.root()).expect("marker");
+        let sane = source.root();
+        let poison = test_entry(u64::MAX, u64::MAX, Some(b"poison"));
+        let z = Summary {
+            hash: crate::store::entry_digest(b"z", poison.version, poison.value.as_deref()),
+            count: 1,
+        };
+        clean_marker::write(tmp.path(), marker(sane.combine(z))).expect("marker");
         tmp
+    }
+
+    #[test]
+    fn a_poisoned_data_dir_that_also_lost_data_is_still_refused() {
+        // The clean-shutdown check still holds with entries left out: the
+        // marker here claims one entry more than the disk has.
+        let tmp = poisoned_dir_with_marker(|both| Summary {
+            count: both.count + 1,
+            ..both
+        });
+        let store = Store::new(StoreOptions::default()).expect("store");
+        let refused = open_and_recover(tmp.path(), &store).err().expect("refused");
+        assert!(
+            matches!(refused, PersistenceError::Changed { .. }),
+            "{refused}"
+        );
     }
 
     #[test]

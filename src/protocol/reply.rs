@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use super::text::fits_one_line;
+use crate::store::is_line_safe;
 
 /// Which protocol a connection speaks (decided by its first byte; a RESP
 /// connection switches to RESP3 reply types with `HELLO 3`).
@@ -143,7 +143,7 @@ impl ReplyBuf {
     /// A GET result: `VALUE v` / `NOT_FOUND`; bulk / nil.
     pub fn value(&mut self, v: Option<&[u8]>) {
         match (self.proto, v) {
-            (Protocol::Text, Some(v)) if !fits_one_line(v) => self.unframeable(),
+            (Protocol::Text, Some(v)) if !is_line_safe(v) => self.unframeable(),
             (Protocol::Text, Some(v)) => self.line(&[b"VALUE ", v]),
             (Protocol::Text, None) => self.line(&[b"NOT_FOUND"]),
             (Protocol::Resp, Some(v)) => self.bulk(v),
@@ -174,7 +174,7 @@ impl ReplyBuf {
     /// An APPEND/PREPEND result: `VALUE <new value>`; `:<new length>`.
     pub fn appended(&mut self, v: &[u8]) {
         match self.proto {
-            Protocol::Text if !fits_one_line(v) => self.unframeable(),
+            Protocol::Text if !is_line_safe(v) => self.unframeable(),
             Protocol::Text => self.line(&[b"VALUE ", v]),
             Protocol::Resp => self.int(v.len() as i64),
         }
@@ -190,7 +190,7 @@ impl ReplyBuf {
                 }
                 if items
                     .iter()
-                    .any(|(_, v)| v.as_deref().is_some_and(|v| !fits_one_line(v)))
+                    .any(|(_, v)| v.as_deref().is_some_and(|v| !is_line_safe(v)))
                 {
                     return self.unframeable();
                 }
@@ -224,7 +224,7 @@ impl ReplyBuf {
     /// A SCAN/KEYS result: `KEYS n` then one key per line; an array.
     pub fn keys(&mut self, keys: &[Box<[u8]>]) {
         match self.proto {
-            Protocol::Text if keys.iter().any(|k| !fits_one_line(k)) => self.unframeable(),
+            Protocol::Text if keys.iter().any(|k| !is_line_safe(k)) => self.unframeable(),
             Protocol::Text => {
                 let _ = write!(self.buf, "KEYS {}\r\n", keys.len());
                 for k in keys {

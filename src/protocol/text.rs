@@ -4,12 +4,6 @@ use super::command::{Command, CommandError};
 use super::commands::{admin, client, keyspace, strings};
 use super::request::TextRequest;
 
-/// Whether `v` can be sent on one text-protocol line (holds no `\r` or
-/// `\n`; values written through RESP may).
-pub fn fits_one_line(v: &[u8]) -> bool {
-    memchr::memchr2(b'\r', b'\n', v).is_none()
-}
-
 /// Parses one line (without its `\n`; a trailing `\r` and surrounding
 /// whitespace are trimmed here). Each command family parses its own words
 /// ([`commands`](super::commands)).

@@ -283,9 +283,6 @@ async fn resp_requests(
             {
                 Ok(Some(consumed)) => consumed,
                 Ok(None) => {
-                    // Parsed again from its start on the next read: the
-                    // ranges of an unfinished request are not kept.
-                    input.ranges.clear();
                     if input.buf.len() - input.start > sizes.max_request {
                         conn.refuse(out, "Protocol error: request too large");
                         return Ok(true);

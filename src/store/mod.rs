@@ -161,6 +161,9 @@ pub struct Store {
     /// Recovered entries beyond the clock's bound, kept for re-stamping
     /// (`None`: `restamp_future_versions` is off, they are left out).
     recovered_ahead: Option<parking_lot::Mutex<Vec<KeyedEntry>>>,
+    /// The summary of every recovered entry left out for lying beyond the
+    /// clock's bound: with the root, what the disk held.
+    left_out: parking_lot::Mutex<Summary>,
 }
 
 impl std::fmt::Debug for Store {
@@ -208,6 +211,7 @@ impl Store {
             },
             refusals: Refusals::default(),
             merkle_index: options.merkle_index,
+            left_out: parking_lot::Mutex::new(Summary::default()),
             recovered_ahead: options
                 .restamp_future_versions
                 .then(|| parking_lot::Mutex::new(Vec::new())),

@@ -4,16 +4,23 @@
 //! ([`Store::admit`]): a version beyond the clock's bound, or a key or value
 //! longer than a client may send, is refused and counted, never stored.
 
-use super::{Entry, MergeOutcome, Prior, Refusal, Store, StoreError};
+use super::{entry_digest, Entry, MergeOutcome, Prior, Refusal, Store, StoreError, Summary};
 
 impl Store {
-    /// Whether an entry from elsewhere may be stored (counted when not).
+    /// Whether an entry from elsewhere may be stored (counted when not);
+    /// an admitted version is observed by the clock, one wall-clock read
+    /// for both.
     fn admit(&self, key: &[u8], entry: &Entry) -> Result<(), Refusal> {
-        let verdict = if !self.clock.within_bound(entry.version.hlc) {
-            Err(Refusal::FutureVersion)
-        } else {
-            self.entry_rule.check_remote(key, entry.value.as_deref())
-        };
+        let verdict = self
+            .entry_rule
+            .check_remote(key, entry.value.as_deref())
+            .and_then(|()| {
+                if self.clock.observe(entry.version.hlc) {
+                    Ok(())
+                } else {
+                    Err(Refusal::FutureVersion)
+                }
+            });
         if let Err(refusal) = verdict {
             self.refusals.count(refusal);
         }
@@ -27,7 +34,6 @@ impl Store {
         if let Err(refusal) = self.admit(key, &entry) {
             return Ok(MergeOutcome::Refused(refusal));
         }
-        self.clock.observe(entry.version.hlc);
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
@@ -91,6 +97,13 @@ impl Store {
             return Some(entry);
         }
         self.refusals.count(Refusal::FutureVersion);
+        let digest = entry_digest(key, entry.version, entry.value.as_deref());
+        let mut left_out = self.left_out.lock();
+        *left_out = left_out.combine(Summary {
+            hash: digest,
+            count: 1,
+        });
+        drop(left_out);
         if let Some(kept) = &self.recovered_ahead {
             let mut kept = kept.lock();
             // Restore and replay may both hold the key: the last one read
@@ -99,6 +112,13 @@ impl Store {
             kept.push((key.into(), entry));
         }
         None
+    }
+
+    /// The summary of the recovered entries left out for lying beyond the
+    /// clock's bound: the root combined with it is the summary of what the
+    /// disk held (the clean-shutdown check compares that).
+    pub fn left_out_on_recovery(&self) -> Summary {
+        *self.left_out.lock()
     }
 
     /// Writes every recovered entry that lay beyond the clock's bound
