@@ -195,6 +195,7 @@ async fn main() {
         remote.clone(),
         SyncMetrics::default(),
         limits::max_message_bytes(1 << 20),
+        None,
         stop_rx,
     )
     .await

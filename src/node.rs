@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hooks::{Hooks, NodeFacts};
 use crate::metrics::ServerFigures;
@@ -38,6 +39,7 @@ struct Wiring {
     sync_trigger: Arc<tokio::sync::Notify>,
     discovered_peers: DiscoveredPeers,
     registry: prometheus_client::registry::Registry,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Wiring {
@@ -51,6 +53,7 @@ impl Wiring {
             sync_trigger: &self.sync_trigger,
             discovered_peers: &self.discovered_peers,
             registry: &mut self.registry,
+            cluster: self.cluster.as_ref(),
         }
     }
 }
@@ -170,18 +173,31 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         sync_trigger: Arc::new(tokio::sync::Notify::new()),
         discovered_peers: DiscoveredPeers::default(),
         registry: prometheus_client::registry::Registry::with_prefix("merklekv"),
+        cluster: None,
     };
     let stats = Arc::new(Stats::default());
     let mut assembly = Assembly::default();
 
     // Subsystems attach here, in dependency order (one line each):
-    // durable storage → anti-entropy → replication; metrics stays last.
+    // durable storage → (cluster) → anti-entropy → replication →
+    // (heartbeats); metrics stays last. The cluster is built once durable
+    // storage is there (replica writes wait on it) and before the sync
+    // server, which serves its services.
     let attached = crate::persistence::attach(wiring.start_up()).await?;
     assembly.add(attached, &mut wiring.facts);
+    wiring.cluster = Cluster::new(
+        &wiring.config,
+        wiring.store.clone(),
+        assembly.hooks.durability.clone(),
+    );
     let attached = crate::sync::attach(wiring.start_up()).await?;
     assembly.add(attached, &mut wiring.facts);
     let attached = crate::replication::attach(wiring.start_up()).await?;
     assembly.add(attached, &mut wiring.facts);
+    if let Some(cluster) = wiring.cluster.clone() {
+        let attached = crate::cluster::attach(wiring.start_up(), &cluster).await?;
+        assembly.add(attached, &mut wiring.facts);
+    }
     let figures = ServerFigures {
         stats: stats.clone(),
         idle_poll: idle_poll.clone(),
@@ -194,6 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         store,
         shutdown,
         facts,
+        cluster,
         ..
     } = wiring;
     if let Some(poller) = idle_poll.clone() {
@@ -218,6 +235,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             .unwrap_or(usize::MAX),
         },
         hooks: assembly.hooks,
+        cluster,
         facts,
         idle_poll,
         started,

@@ -40,6 +40,10 @@ pub struct StartUp<'a> {
     pub discovered_peers: &'a DiscoveredPeers,
     /// Where the subsystem registers its Prometheus metrics.
     pub registry: &'a mut prometheus_client::registry::Registry,
+    /// The partitioned cluster (`None` for a full replica): the sync
+    /// server serves its services; anti-entropy's full-tree rounds stay
+    /// off, as they would copy every key to every node.
+    pub cluster: Option<&'a Arc<crate::cluster::Cluster>>,
 }
 
 /// What a subsystem adds to the node.

@@ -1,8 +1,247 @@
-//! The partitioned cluster (issue 14), a layer between the client server
-//! and the store. So far it holds the consistent-hash [`ring`]: who
-//! replicates a key. Membership, the coordinator and quorums build on it
-//! (see docs/cluster.md for what exists and what is still to come).
+//! The partitioned cluster, a layer between the client server and the
+//! store: who replicates a key ([`ring`]), who is in the ring and up
+//! ([`membership`], [`heartbeat`]), and the [`coordinator`] that takes any
+//! client request and asks the key's replicas over one batched link per
+//! peer ([`link`], [`batcher`]); replicas answer through [`service`].
+//!
+//! Off by default: `cluster.replication_factor = 0` keeps every node a
+//! full replica and none of this runs (see docs/cluster.md).
 
+mod batcher;
+pub mod coordinator;
+mod error;
+mod heartbeat;
+mod link;
+pub mod membership;
+mod metrics;
 pub mod ring;
+pub mod service;
+mod wire_error;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+pub use coordinator::{Coordinator, Rmw};
+pub use error::{ClusterError, PeerError};
+pub use membership::{Membership, RingView};
+pub use metrics::ClusterMetrics;
 pub use ring::{Replicas, Ring, MAX_REPLICATION_FACTOR};
+
+use crate::config::Config;
+use crate::hooks::Durability;
+use crate::proto;
+use crate::proto::cluster_client::ClusterClient;
+use crate::store::Store;
+use crate::subsystem::{Attached, StartUp};
+
+/// A node's part in a partitioned cluster.
+pub struct Cluster {
+    pub(crate) store: Arc<Store>,
+    /// The ring and its members.
+    pub membership: Arc<Membership>,
+    /// Runs client requests over the ring.
+    pub coordinator: Coordinator,
+    pub(crate) durability: Option<Arc<dyn Durability>>,
+    pub(crate) metrics: ClusterMetrics,
+    links: link::LinkSettings,
+}
+
+impl Cluster {
+    /// The cluster part of a node configured with a replication factor;
+    /// `None` for a full-replica node. `durability` makes replica writes
+    /// wait for `storage.fsync = "always"`.
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        durability: Option<Arc<dyn Durability>>,
+    ) -> Option<Arc<Self>> {
+        let c = &config.cluster;
+        if !c.is_partitioned() {
+            return None;
+        }
+        let metrics = ClusterMetrics::default();
+        let timeout = Duration::from_millis(c.request_timeout_ms);
+        let links = link::LinkSettings {
+            timeout,
+            max_message_bytes: crate::sync::limits::max_message_bytes(
+                config.network.max_line_bytes,
+            ),
+            failure_timeout: Duration::from_millis(c.failure_timeout_ms),
+        };
+        let membership = Arc::new(Membership::new(
+            &config.node_id,
+            c.vnodes,
+            c.replication_factor,
+            links.clone(),
+            metrics.clone(),
+        ));
+        let coordinator = Coordinator::new(
+            store.clone(),
+            membership.clone(),
+            durability.clone(),
+            coordinator::Settings {
+                write: c.write_consistency,
+                read: c.read_consistency,
+                timeout,
+            },
+            metrics.clone(),
+        );
+        Some(Arc::new(Self {
+            store,
+            membership,
+            coordinator,
+            durability,
+            metrics,
+            links,
+        }))
+    }
+
+    /// Merges a peer's ring state (refusals logged and counted) and marks
+    /// the peer seen, with its reported size when known.
+    pub(crate) fn learn_from(
+        &self,
+        ring: &proto::RingState,
+        from: &proto::Member,
+        size: Option<(u64, u64)>,
+    ) {
+        if let Err(refusal) = self.membership.learn(ring, Some(from)) {
+            tracing::warn!(peer = %from.node_id, addr = %from.sync_addr, %refusal, "ring state refused");
+            self.metrics
+                .ring_states_refused
+                .get_or_create(&[("reason", refusal.reason())])
+                .inc();
+            return;
+        }
+        if let Some(link) = self
+            .membership
+            .links()
+            .into_iter()
+            .find(|l| l.node_id == from.node_id)
+        {
+            link.mark_seen(size);
+        }
+    }
+
+    /// This node's heartbeat answer.
+    pub(crate) fn heartbeat_answer(&self) -> proto::HeartbeatResponse {
+        proto::HeartbeatResponse {
+            node: Some(self.membership.own()),
+            ring: Some(self.membership.ring_state()),
+            key_count: self.store.len(),
+            memory_bytes: self.store.memory_used(),
+        }
+    }
+
+    /// The ring and every member's status, as this node sees them.
+    pub fn ring_status(&self) -> proto::GetRingStateResponse {
+        let view = self.membership.view();
+        let ownership = view.ring.ownership(self.membership.replication_factor());
+        let own = self.membership.own();
+        let ring = self.membership.ring_state();
+        let client_addr = |id: &str| {
+            ring.members
+                .iter()
+                .find(|m| m.node_id == id)
+                .map(|m| m.client_addr.clone())
+                .unwrap_or_default()
+        };
+        let mut members = Vec::with_capacity(view.links.len());
+        for (i, id) in view.ring.members().iter().enumerate() {
+            let share = ownership.get(i).copied().unwrap_or(0.0);
+            let status = match view.links.get(i).and_then(Option::as_ref) {
+                None if *id == own.node_id => proto::MemberStatus {
+                    member: Some(own.clone()),
+                    up: true,
+                    last_seen_ms: 0,
+                    key_count: self.store.len(),
+                    memory_bytes: self.store.memory_used(),
+                    ownership: share,
+                },
+                None => proto::MemberStatus {
+                    member: Some(proto::Member {
+                        node_id: id.clone(),
+                        ..proto::Member::default()
+                    }),
+                    ownership: share,
+                    ..proto::MemberStatus::default()
+                },
+                Some(link) => {
+                    let (keys, bytes) = link.reported_size();
+                    proto::MemberStatus {
+                        member: Some(proto::Member {
+                            node_id: id.clone(),
+                            sync_addr: link.sync_addr.clone(),
+                            client_addr: client_addr(id),
+                        }),
+                        up: link.is_up(),
+                        last_seen_ms: link.last_seen_ms().unwrap_or(u64::MAX),
+                        key_count: keys,
+                        memory_bytes: bytes,
+                        ownership: share,
+                    }
+                }
+            };
+            members.push(status);
+        }
+        proto::GetRingStateResponse {
+            ring: Some(ring),
+            members,
+            node_id: own.node_id,
+        }
+    }
+
+    /// A `Cluster` client for an address no member link covers yet.
+    fn stranger_client(&self, addr: &str) -> Option<ClusterClient<Channel>> {
+        let tuning = crate::sync::Tuning {
+            rpc_timeout: self.links.timeout,
+            ..crate::sync::Tuning::default()
+        };
+        match crate::sync::channel(addr, &tuning) {
+            Ok(channel) => Some(ClusterClient::new(channel)),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot heartbeat this address");
+                None
+            }
+        }
+    }
+}
+
+/// Starts heartbeats and registers the metrics; the services are served
+/// on the sync port by anti-entropy's server (see `sync::server`).
+pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Result<Attached> {
+    let config = start.config;
+    cluster.metrics.register(start.registry);
+    let sync_addr = config.advertised_addr(&start.facts.sync_addr);
+    let client_addr = config.advertised_addr(&start.facts.client_addr);
+    cluster.membership.set_own_addrs(&sync_addr, &client_addr);
+    let targets = heartbeat::Targets {
+        seeds: config.anti_entropy.peer_list.clone(),
+        discovered: start.discovered_peers.clone(),
+        own: vec![
+            start.facts.sync_addr.clone(),
+            sync_addr.clone(),
+            config.advertised_sync_addr(),
+        ],
+    };
+    let interval = Duration::from_millis(config.cluster.heartbeat_interval_ms);
+    let task = tokio::spawn(heartbeat::run(
+        cluster.clone(),
+        targets,
+        interval,
+        start.shutdown.subscribe(),
+    ));
+    tracing::info!(
+        replication_factor = config.cluster.replication_factor,
+        vnodes = config.cluster.vnodes,
+        write = config.cluster.write_consistency.as_str(),
+        read = config.cluster.read_consistency.as_str(),
+        sync = %sync_addr,
+        "partitioned cluster attached"
+    );
+    Ok(Attached {
+        tasks: vec![task],
+        ..Attached::default()
+    })
+}

@@ -137,10 +137,9 @@ pub struct Replicas<'a> {
     all: bool,
 }
 
-impl<'a> Iterator for Replicas<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
+impl Replicas<'_> {
+    /// The next replica as an index into [`Ring::members`].
+    pub fn next_index(&mut self) -> Option<usize> {
         let ring = self.ring;
         if self.all {
             // The full-replica case: every member, starting from the primary.
@@ -153,7 +152,7 @@ impl<'a> Iterator for Replicas<'a> {
                 .member as usize;
             let member = (primary + self.walked) % ring.members.len();
             self.walked += 1;
-            return Some(&ring.members[member]);
+            return Some(member);
         }
         while self.found_len < self.wanted && self.walked < ring.tokens.len() {
             let token = ring.tokens[self.next % ring.tokens.len()];
@@ -164,9 +163,18 @@ impl<'a> Iterator for Replicas<'a> {
             }
             self.found[self.found_len] = token.member;
             self.found_len += 1;
-            return Some(&ring.members[token.member as usize]);
+            return Some(token.member as usize);
         }
         None
+    }
+}
+
+impl<'a> Iterator for Replicas<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let ring = self.ring;
+        self.next_index().map(|i| ring.members[i].as_str())
     }
 }
 

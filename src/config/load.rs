@@ -519,6 +519,16 @@ fn warnings(config: &mut Config, settings: &BTreeMap<String, Setting>) -> Vec<St
         ));
         config.storage.engine = "fjall".to_owned();
     }
+    let rf = config.cluster.replication_factor;
+    let named = config.anti_entropy.peer_list.len() + 1;
+    if rf > named && config.mqtt.broker_address.is_empty() {
+        out.push(format!(
+            "cluster.replication_factor = {rf}{} is more than the nodes this node knows of \
+             ({named}: itself and anti_entropy.peer_list) and no MQTT broker is set to discover \
+             more; keys have fewer replicas until enough members join",
+            origin("cluster.replication_factor")
+        ));
+    }
     let wildcard = matches!(config.network.bind_address.as_str(), "0.0.0.0" | "::");
     if wildcard && config.network.advertise_address.is_empty() {
         out.push(format!(

@@ -2,7 +2,7 @@
 //!
 //! A node needs no configuration file at all: [`Config::default`] is a
 //! standalone node on loopback. A TOML file (sections `[network]`, `[mqtt]`,
-//! `[anti_entropy]`, `[storage]`, `[logging]`, plus the top-level `node_id`
+//! `[anti_entropy]`, `[storage]`, `[logging]`, `[cluster]`, plus the top-level `node_id`
 //! and `description`) overrides the defaults, and `MERKLE_KV_<SECTION>_<KEY>`
 //! environment variables override the file, e.g. `MERKLE_KV_NETWORK_BIND_PORT=8080`,
 //! `MERKLE_KV_NODE_ID=n1` or `MERKLE_KV_ANTI_ENTROPY_PEER_LIST=a:7380,b:7380`.
@@ -16,6 +16,7 @@
 //!
 //! See `docs/configuration.md` for the reference of every key.
 
+mod cluster;
 mod load;
 mod validate;
 
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterConfig, Consistency};
 pub use load::{ENV_PREFIX, RESERVED_ENV_VARS};
 
 /// The whole configuration of one node.
@@ -48,6 +50,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Diagnostics output.
     pub logging: LoggingConfig,
+    /// Placement and consistency of the partitioned cluster.
+    pub cluster: ClusterConfig,
 }
 
 /// `[network]`: listeners and connection limits.
@@ -374,6 +378,7 @@ impl Default for Config {
             anti_entropy: AntiEntropyConfig::default(),
             storage: StorageConfig::default(),
             logging: LoggingConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -578,6 +583,16 @@ impl Config {
     /// `advertised_host:sync_port`, the sync address peers should dial.
     pub fn advertised_sync_addr(&self) -> String {
         join_host_port(self.advertised_host(), self.network.sync_port)
+    }
+
+    /// The address peers are told to dial for a listener bound at `bound`
+    /// (`ip:port`): the advertised host with the bound port; `""` when
+    /// `bound` is not a socket address (a disabled listener).
+    pub fn advertised_addr(&self, bound: &str) -> String {
+        match bound.parse::<std::net::SocketAddr>() {
+            Ok(addr) => join_host_port(self.advertised_host(), addr.port()),
+            Err(_) => String::new(),
+        }
     }
 }
 

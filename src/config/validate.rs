@@ -40,7 +40,47 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     validate_mqtt(c)?;
     validate_anti_entropy(c)?;
     validate_storage(c)?;
+    validate_cluster(c)?;
     validate_logging(c)
+}
+
+fn validate_cluster(c: &Config) -> Result<(), ConfigError> {
+    let k = &c.cluster;
+    let max_rf = crate::cluster::MAX_REPLICATION_FACTOR;
+    check(
+        k.replication_factor <= max_rf,
+        "cluster.replication_factor",
+        || {
+            format!(
+                "{} is above the largest supported factor ({max_rf}); 0 means every node",
+                k.replication_factor
+            )
+        },
+    )?;
+    check((1..=4096).contains(&k.vnodes), "cluster.vnodes", || {
+        format!("{} is out of range (1..=4096)", k.vnodes)
+    })?;
+    check(
+        (1..=600_000).contains(&k.request_timeout_ms),
+        "cluster.request_timeout_ms",
+        || format!("{} is out of range (1..=600000)", k.request_timeout_ms),
+    )?;
+    check(
+        (10..=60_000).contains(&k.heartbeat_interval_ms),
+        "cluster.heartbeat_interval_ms",
+        || format!("{} is out of range (10..=60000)", k.heartbeat_interval_ms),
+    )?;
+    check(
+        k.failure_timeout_ms > k.heartbeat_interval_ms && k.failure_timeout_ms <= 600_000,
+        "cluster.failure_timeout_ms",
+        || {
+            format!(
+                "{} must be longer than cluster.heartbeat_interval_ms ({}) and at most 600000, \
+                 or every member would be seen down between two heartbeats",
+                k.failure_timeout_ms, k.heartbeat_interval_ms
+            )
+        },
+    )
 }
 
 fn validate_node(c: &Config) -> Result<(), ConfigError> {

@@ -64,6 +64,9 @@ pub enum Command<'a> {
     ClientId,
     /// `CLIENT SETINFO …` and other client hints that only need `+OK`.
     ClientNoop,
+    /// `CONSISTENCY [one|quorum|all]`: show or set this connection's
+    /// consistency level in a partitioned cluster (as cqlsh does).
+    Consistency(Option<&'a [u8]>),
     /// `FLUSH` / `FLUSHDB` / `FLUSHALL` / `TRUNCATE`
     Flush,
     /// `HASH [prefix]`

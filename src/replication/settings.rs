@@ -1,7 +1,6 @@
 //! What a replication session needs from the configuration, and the
 //! rumqttc client options built from it (TLS for `mqtts://`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,17 +177,7 @@ impl Settings {
 /// `host:port` as peers should dial it: the configured advertised host
 /// with the bound port; `""` when the listener is disabled.
 fn advertised(config: &Config, bound: &str) -> String {
-    match bound.parse::<SocketAddr>() {
-        Ok(addr) => {
-            let host = config.advertised_host();
-            if host.contains(':') {
-                format!("[{host}]:{}", addr.port())
-            } else {
-                format!("{host}:{}", addr.port())
-            }
-        }
-        Err(_) => String::new(),
-    }
+    config.advertised_addr(bound)
 }
 
 /// The sync address to advertise: the bound one when anti-entropy attached

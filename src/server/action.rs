@@ -18,4 +18,6 @@ pub enum Action<'a> {
     },
     /// Run the queued transaction (`EXEC`).
     Exec,
+    /// Run a keyed command through the partitioned cluster's coordinator.
+    Cluster(crate::protocol::Command<'a>),
 }

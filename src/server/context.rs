@@ -37,6 +37,9 @@ pub struct ServerContext {
     pub limits: Limits,
     /// Plug-in subsystems.
     pub hooks: Hooks,
+    /// The partitioned cluster; `None` for a full replica (keyed commands
+    /// then run on the local store, as always).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Static facts for INFO.
     pub facts: NodeFacts,
     /// Keeps a worker polling between client requests (`None`: off).

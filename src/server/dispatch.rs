@@ -3,7 +3,7 @@
 
 use super::action::Action;
 use super::clients::ClientInfo;
-use super::commands::{admin, client as conn, keyspace, strings, transaction};
+use super::commands::{admin, client as conn, keyspace, routed, strings, transaction};
 use super::context::ServerContext;
 use super::session::Session;
 use super::stats::CommandKind;
@@ -30,6 +30,9 @@ pub fn execute<'a>(
     out: &mut ReplyBuf,
 ) -> Action<'a> {
     ctx.stats.count(kind(&cmd));
+    if ctx.cluster.is_some() && routed::is_routed(&cmd) {
+        return Action::Cluster(cmd);
+    }
     match cmd {
         Command::Get(key) => strings::get(ctx, out, key),
         Command::Set(key, value) => strings::set(ctx, session, out, key, value),
@@ -57,6 +60,7 @@ pub fn execute<'a>(
         Command::ClientGetName => conn::get_name(client, out),
         Command::ClientId => conn::id(client, out),
         Command::ClientNoop => out.ok(),
+        Command::Consistency(level) => conn::consistency(ctx, session, out, level),
         Command::Version => admin::version(out),
         Command::Info => admin::info(ctx, out),
         Command::Stats => admin::stats(ctx, out),

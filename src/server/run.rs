@@ -5,6 +5,7 @@
 
 use super::action::Action;
 use super::clients::ClientInfo;
+use super::commands::routed;
 use super::context::ServerContext;
 use super::dispatch;
 use super::replies::error;
@@ -31,6 +32,25 @@ pub async fn run_action(
             Some(tx) => exec(tx, ctx, client, session, out).await,
             None => false,
         },
+        Action::Cluster(cmd) => {
+            run_routed(ctx, session, out, cmd).await;
+            false
+        }
+    }
+}
+
+/// A keyed command of a partitioned cluster.
+async fn run_routed(
+    ctx: &ServerContext,
+    session: &Session,
+    out: &mut ReplyBuf,
+    cmd: crate::protocol::Command<'_>,
+) {
+    match &ctx.cluster {
+        Some(cluster) => routed::run(ctx, cluster, session.consistency, out, cmd).await,
+        None => {
+            error(ctx, out, "this node is not part of a partitioned cluster");
+        }
     }
 }
 
@@ -82,6 +102,7 @@ async fn exec(
             Action::Continue | Action::Exec => {}
             Action::Close => return true,
             Action::Sync { host, port, full } => run_sync(ctx, out, host, port, full).await,
+            Action::Cluster(cmd) => run_routed(ctx, session, out, cmd).await,
         }
     }
     false

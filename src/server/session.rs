@@ -9,4 +9,7 @@ pub struct Session {
     pub wrote: bool,
     /// The open `MULTI` transaction (RESP).
     pub multi: Option<Transaction>,
+    /// `CONSISTENCY` chosen on this connection (`None`: the configured
+    /// `cluster.write_consistency` / `read_consistency`).
+    pub consistency: Option<crate::config::Consistency>,
 }

@@ -31,18 +31,29 @@ impl Store {
     /// merges in any order leaves every replica in the same state. An entry
     /// that breaks the store's rules is refused ([`MergeOutcome::Refused`]).
     pub fn merge(&self, key: &[u8], entry: Entry) -> Result<MergeOutcome, StoreError> {
+        self.merge_observed(key, entry).map(|(outcome, _)| outcome)
+    }
+
+    /// [`Store::merge`], also telling whether `key` held a live value
+    /// just before (what a partitioned DEL counts).
+    pub fn merge_observed(
+        &self,
+        key: &[u8],
+        entry: Entry,
+    ) -> Result<(MergeOutcome, bool), StoreError> {
         if let Err(refusal) = self.admit(key, &entry) {
-            return Ok(MergeOutcome::Refused(refusal));
+            return Ok((MergeOutcome::Refused(refusal), false));
         }
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
+        let was_live = slot.is_some_and(|s| !s.entry.is_tombstone());
         if slot.is_some_and(|s| s.entry.version >= entry.version) {
-            return Ok(MergeOutcome::Stale);
+            return Ok((MergeOutcome::Stale, was_live));
         }
         let prior = Prior::of(key, slot);
         self.write_slot(&mut shard, loc, key, entry, prior, true, true)?;
-        Ok(MergeOutcome::Applied)
+        Ok((MergeOutcome::Applied, was_live))
     }
 
     /// Loads an entry recovered from disk: like [`Store::merge`] but not

@@ -69,6 +69,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
         start.store.clone(),
         metrics.clone(),
         tuning.max_message_bytes,
+        start.cluster.cloned(),
         start.shutdown.subscribe(),
     )
     .await?;
@@ -86,7 +87,14 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     let mut tasks = Vec::new();
 
     let ae = &config.anti_entropy;
-    if ae.enabled {
+    let partitioned = start.cluster.is_some();
+    if ae.enabled && partitioned {
+        tracing::warn!(
+            "periodic anti-entropy rounds are off in a partitioned cluster: a full-tree round \
+             would copy every key to every node (range-scoped rounds come with the healing work)"
+        );
+    }
+    if ae.enabled && !partitioned {
         let source = scheduler::PeerSource {
             static_peers: ae.peer_list.clone(),
             discovered: start.discovered_peers.clone(),
@@ -129,7 +137,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     });
     tracing::info!(
         sync = %sync_addr,
-        periodic = ae.enabled,
+        periodic = ae.enabled && !partitioned,
         mode = ae.mode.as_str(),
         peers = ae.peer_list.len(),
         "anti-entropy attached"

@@ -1,4 +1,5 @@
-//! The gRPC listener on the sync port: `MerkleSync`, gRPC health
+//! The gRPC listener on the sync port: `MerkleSync` (plus `Cluster` and
+//! `Replica` in a partitioned cluster), gRPC health
 //! (`grpc.health.v1`) and server reflection (v1 and v1alpha), so `grpcurl
 //! -plaintext host:7380 list` works without a local copy of the proto.
 
@@ -14,7 +15,11 @@ use tonic::transport::Server;
 
 use super::metrics::SyncMetrics;
 use super::service::SyncService;
+use crate::cluster::service::ClusterService;
+use crate::cluster::Cluster;
+use crate::proto::cluster_server::ClusterServer;
 use crate::proto::merkle_sync_server::MerkleSyncServer;
+use crate::proto::replica_server::ReplicaServer;
 use crate::store::Store;
 
 /// A bound, running sync server.
@@ -31,6 +36,7 @@ pub async fn serve(
     store: Arc<Store>,
     metrics: SyncMetrics,
     max_message_bytes: usize,
+    cluster: Option<Arc<Cluster>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<SyncServer> {
     let listener = TcpListener::bind(listen)
@@ -63,7 +69,17 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(sync);
+        .add_service(sync)
+        .add_optional_service(cluster.clone().map(|c| {
+            ClusterServer::new(ClusterService::new(c))
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes)
+        }))
+        .add_optional_service(cluster.map(|c| {
+            ReplicaServer::new(ClusterService::new(c))
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes)
+        }));
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;

@@ -45,6 +45,7 @@ impl Peer {
             store.clone(),
             SyncMetrics::default(),
             limits::max_message_bytes(1 << 20),
+            None,
             rx,
         )
         .await

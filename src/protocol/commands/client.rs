@@ -1,4 +1,5 @@
-//! PING, ECHO, CLIENT …, SELECT, QUIT, HELLO, AUTH: the connection itself.
+//! PING, ECHO, CLIENT …, SELECT, QUIT, HELLO, AUTH, CONSISTENCY: the
+//! connection itself.
 
 use super::super::command::{Command, CommandError};
 use super::super::request::{RespRequest, TextRequest};
@@ -20,6 +21,11 @@ pub fn text<'a>(r: &TextRequest<'a>) -> Parsed<'a> {
             _ => Err(CommandError::Usage("CLIENT supports: CLIENT LIST")),
         },
         "QUIT" => Ok(Command::Quit),
+        "CONSISTENCY" => match r.args().as_slice() {
+            [] => Ok(Command::Consistency(None)),
+            [level] => Ok(Command::Consistency(Some(b(level)))),
+            _ => Err(CommandError::Usage("CONSISTENCY [one|quorum|all]")),
+        },
         _ => return None,
     })
 }
@@ -50,6 +56,9 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
         b"QUIT" => Ok(Command::Quit),
         b"HELLO" => hello(a),
         b"AUTH" => r.arity(n >= 1).map(|_| Command::Auth),
+        b"CONSISTENCY" => r
+            .arity(n <= 1)
+            .map(|_| Command::Consistency(a.first().copied())),
         _ => return None,
     })
 }

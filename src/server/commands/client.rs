@@ -1,10 +1,12 @@
-//! PING, ECHO, QUIT, SELECT, HELLO, AUTH and CLIENT …: the connection
-//! itself.
+//! PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT … and CONSISTENCY: the
+//! connection itself.
 
 use super::super::action::Action;
 use super::super::clients::ClientInfo;
 use super::super::context::ServerContext;
 use super::super::replies::error;
+use super::super::session::Session;
+use crate::config::Consistency;
 use crate::protocol::{PairValue, ReplyBuf};
 
 /// Redis' wording for a client name it refuses.
@@ -133,4 +135,46 @@ pub fn hello(
         (b"modules", PairValue::EmptyArray),
     ]);
     Action::Continue
+}
+
+/// `CONSISTENCY [one|quorum|all]`: without an argument, this connection's
+/// levels (`write=… read=…`); with one, sets both for this connection. A
+/// full-replica node has no levels to choose (every node holds every key).
+pub fn consistency(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    level: Option<&[u8]>,
+) {
+    let Some(cluster) = &ctx.cluster else {
+        error(
+            ctx,
+            out,
+            "consistency levels apply to a partitioned cluster (cluster.replication_factor > 0)",
+        );
+        return;
+    };
+    match level {
+        None => {
+            let defaults = cluster.coordinator.settings();
+            let (write, read) = match session.consistency {
+                Some(level) => (level, level),
+                None => (defaults.write, defaults.read),
+            };
+            out.status(&format!("write={} read={}", write.as_str(), read.as_str()));
+        }
+        Some(level) => match std::str::from_utf8(level).ok().and_then(Consistency::parse) {
+            Some(level) => {
+                session.consistency = Some(level);
+                out.ok();
+            }
+            None => {
+                error(
+                    ctx,
+                    out,
+                    "unknown consistency level; use one, quorum or all",
+                );
+            }
+        },
+    }
 }

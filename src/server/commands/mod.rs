@@ -14,12 +14,15 @@
 //!   SYNC, REPLICATE — the node.
 //! * [`transaction`]: MULTI, EXEC, DISCARD.
 //! * [`write`]: how every write reaches the store and replication.
+//! * [`routed`]: the keyed commands of a partitioned cluster, through the
+//!   coordinator.
 //!
 //! docs/design.md ("Adding a command") lists the steps for a new one.
 
 pub mod admin;
 pub mod client;
 pub mod keyspace;
+pub mod routed;
 pub mod strings;
 pub mod transaction;
 pub mod write;

@@ -1,0 +1,564 @@
+//! The coordinator: any node takes any request and asks the key's replicas.
+//!
+//! * Writes (SET, DEL, MSET) are stamped here with one version and sent to
+//!   every replica (this node's store directly, the others through their
+//!   links' batched `Apply`); the reply waits for W acknowledgements.
+//! * Reads ask R replicas (this node first when it is one), trying the next
+//!   replica when one fails, and return the newest version.
+//! * Read-modify-writes (INCR, APPEND, PREPEND) run on the key's first live
+//!   replica, so concurrent ones serialise on one store; it refreshes its
+//!   copy from a quorum read first, then replicates the result.
+//!
+//! A replica that is down (no heartbeat answer within
+//! `cluster.failure_timeout_ms`) is not waited for; when fewer than the
+//! level's replicas answer within `cluster.request_timeout_ms` the request
+//! fails with [`ClusterError::Unavailable`], never hangs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use smallvec::SmallVec;
+
+use super::error::{ClusterError, PeerError};
+use super::link::{PeerLink, ReadAnswer};
+use super::membership::{Membership, RingView};
+use super::metrics::ClusterMetrics;
+use crate::config::Consistency;
+use crate::hooks::{BoxFuture, Durability};
+use crate::proto;
+use crate::store::{Entry, MergeOutcome, Store, StoreError, Version, WriteOp, WriteResult};
+
+/// How requests are coordinated.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Level of writes without one of their own.
+    pub write: Consistency,
+    /// Level of reads without one of their own.
+    pub read: Consistency,
+    /// How long a request waits for its replicas.
+    pub timeout: Duration,
+}
+
+/// A read-modify-write, run on the key's first live replica.
+#[derive(Debug, Clone, Copy)]
+pub enum Rmw<'a> {
+    /// INCR / DECR / INCRBY …
+    Increment(&'a [u8], i64),
+    /// APPEND (`line_safe`: refuse a result holding CR or LF).
+    Append(&'a [u8], &'a [u8], bool),
+    /// PREPEND.
+    Prepend(&'a [u8], &'a [u8], bool),
+}
+
+impl<'a> Rmw<'a> {
+    fn key(&self) -> &'a [u8] {
+        match *self {
+            Rmw::Increment(k, _) | Rmw::Append(k, _, _) | Rmw::Prepend(k, _, _) => k,
+        }
+    }
+
+    fn op(&self) -> WriteOp<'a> {
+        match *self {
+            Rmw::Increment(key, delta) => WriteOp::Increment { key, delta },
+            Rmw::Append(key, suffix, line_safe) => WriteOp::Append {
+                key,
+                suffix,
+                line_safe,
+            },
+            Rmw::Prepend(key, prefix, line_safe) => WriteOp::Prepend {
+                key,
+                prefix,
+                line_safe,
+            },
+        }
+    }
+}
+
+/// Where one replica of a key is.
+enum Target {
+    /// This node.
+    Local,
+    /// A peer seen up.
+    Up(Arc<PeerLink>),
+    /// A peer not seen up (or unreachable): not asked.
+    Down,
+}
+
+type Targets = SmallVec<[Target; 4]>;
+
+/// Coordinates requests over the ring.
+pub struct Coordinator {
+    store: Arc<Store>,
+    membership: Arc<Membership>,
+    durability: Option<Arc<dyn Durability>>,
+    settings: Settings,
+    metrics: ClusterMetrics,
+}
+
+impl Coordinator {
+    /// A coordinator over `membership`'s ring.
+    pub fn new(
+        store: Arc<Store>,
+        membership: Arc<Membership>,
+        durability: Option<Arc<dyn Durability>>,
+        settings: Settings,
+        metrics: ClusterMetrics,
+    ) -> Self {
+        Self {
+            store,
+            membership,
+            durability,
+            settings,
+            metrics,
+        }
+    }
+
+    /// The configured levels and timeout.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// The replicas of `key`, primary first.
+    fn targets(&self, view: &RingView, key: &[u8]) -> Targets {
+        let mut replicas = view
+            .ring
+            .replicas(key, self.membership.replication_factor());
+        let mut out = Targets::new();
+        while let Some(i) = replicas.next_index() {
+            out.push(match view.links.get(i) {
+                Some(None) => Target::Local,
+                Some(Some(link)) if link.is_up() => Target::Up(link.clone()),
+                _ => Target::Down,
+            });
+        }
+        out
+    }
+
+    /// Whether this node replicates `key` (tests and `cluster` tooling).
+    pub fn is_replica(&self, key: &[u8]) -> bool {
+        let view = self.membership.view();
+        self.targets(&view, key)
+            .iter()
+            .any(|t| matches!(t, Target::Local))
+    }
+
+    /// A fresh version stamped by this node.
+    fn stamp(&self, key: &[u8]) -> Result<Version, ClusterError> {
+        let hlc = self.store.clock().now().map_err(|e| {
+            self.store.refusals().count_clock_ahead();
+            StoreError::ClockAhead {
+                key: String::from_utf8_lossy(key).into_owned(),
+                ahead_ms: e.ahead_ms,
+            }
+        })?;
+        Ok(Version::new(hlc, self.store.node_number()))
+    }
+
+    /// `SET`: stores `value` at the level (default: `write_consistency`).
+    pub async fn set(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        level: Option<Consistency>,
+    ) -> Result<Version, ClusterError> {
+        let entry = Entry {
+            version: self.stamp(key)?,
+            value: Some(value.into()),
+        };
+        let version = entry.version;
+        self.replicate(key, entry, level.unwrap_or(self.settings.write), true)
+            .await?;
+        Ok(version)
+    }
+
+    /// `DEL` of one key: whether it was live before (on any replica that
+    /// acknowledged).
+    pub async fn delete(
+        &self,
+        key: &[u8],
+        level: Option<Consistency>,
+    ) -> Result<(bool, Version), ClusterError> {
+        let entry = Entry {
+            version: self.stamp(key)?,
+            value: None,
+        };
+        let version = entry.version;
+        let was_live = self
+            .replicate(key, entry, level.unwrap_or(self.settings.write), true)
+            .await?;
+        Ok((was_live, version))
+    }
+
+    /// Sends `entry` to every replica of `key` and waits for the level's
+    /// acknowledgements; `apply_here` = merge it into this node's store too
+    /// (false when it already was written here). Returns whether any
+    /// acknowledging replica held a live value before.
+    async fn replicate(
+        &self,
+        key: &[u8],
+        entry: Entry,
+        level: Consistency,
+        apply_here: bool,
+    ) -> Result<bool, ClusterError> {
+        let view = self.membership.view();
+        let targets = self.targets(&view, key);
+        let required = level.required(targets.len());
+        let pending: FuturesUnordered<BoxFuture<Result<bool, PeerError>>> = FuturesUnordered::new();
+        let mut remote = false;
+        for target in &targets {
+            match target {
+                Target::Local => {
+                    let was_live = if apply_here {
+                        match self.store.merge_observed(key, entry.clone())? {
+                            (MergeOutcome::Refused(refusal), _) => {
+                                return Err(ClusterError::Remote {
+                                    code: "ERR".into(),
+                                    message: format!(
+                                        "this node refused the entry ({})",
+                                        refusal.as_str()
+                                    ),
+                                })
+                            }
+                            (_, was_live) => was_live,
+                        }
+                    } else {
+                        false
+                    };
+                    pending.push(Box::pin(self.local_durable(was_live)));
+                }
+                Target::Up(link) => {
+                    remote = true;
+                    match link.apply(key, &entry) {
+                        Ok(reply) => {
+                            let peer = link.node_id.clone();
+                            pending.push(Box::pin(async move {
+                                match reply.await {
+                                    Ok(Ok(Some(was_live))) => Ok(was_live),
+                                    Ok(Ok(None)) => Err(PeerError::Refused { peer }),
+                                    Ok(Err(e)) => Err(e),
+                                    Err(_) => Err(PeerError::Closed(peer)),
+                                }
+                            }));
+                        }
+                        Err(e) => self.metrics.count_failure(&e),
+                    }
+                }
+                Target::Down => remote = true,
+            }
+        }
+        if remote {
+            self.count("write");
+        }
+        let acks = self.quorum(pending, required, "write").await?;
+        Ok(acks.into_iter().any(|live| live))
+    }
+
+    /// This node's acknowledgement: once its write is as durable as
+    /// `storage.fsync` asks.
+    fn local_durable(
+        &self,
+        was_live: bool,
+    ) -> impl std::future::Future<Output = Result<bool, PeerError>> + Send + 'static {
+        let durability = self.durability.clone();
+        let peer = self.store.node_id().to_owned();
+        async move {
+            if let Some(d) = durability {
+                d.wait_durable().await.map_err(|e| PeerError::Call {
+                    rpc: "local write",
+                    peer,
+                    reason: e.to_string(),
+                })?;
+            }
+            Ok(was_live)
+        }
+    }
+
+    /// Waits until `required` of `pending` succeed, all of them finished, or
+    /// the timeout passed.
+    async fn quorum<R>(
+        &self,
+        mut pending: FuturesUnordered<BoxFuture<Result<R, PeerError>>>,
+        required: usize,
+        kind: &'static str,
+    ) -> Result<Vec<R>, ClusterError> {
+        let mut answers = Vec::with_capacity(required);
+        if required > 0 {
+            let wait = async {
+                while let Some(answer) = pending.next().await {
+                    match answer {
+                        Ok(v) => {
+                            answers.push(v);
+                            if answers.len() >= required {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "replica did not answer");
+                            self.metrics.count_failure(&e);
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(self.settings.timeout, wait).await;
+        }
+        if answers.len() >= required {
+            Ok(answers)
+        } else {
+            self.metrics
+                .unavailable
+                .get_or_create(&[("kind", kind)])
+                .inc();
+            Err(ClusterError::Unavailable {
+                answered: answers.len(),
+                required,
+            })
+        }
+    }
+
+    fn count(&self, kind: &'static str) {
+        self.metrics
+            .coordinated
+            .get_or_create(&[("kind", kind)])
+            .inc();
+    }
+
+    /// The newest entry any of R replicas of `key` holds (tombstones
+    /// included), at the level (default: `read_consistency`).
+    pub async fn read(
+        &self,
+        key: &[u8],
+        level: Option<Consistency>,
+    ) -> Result<Option<Entry>, ClusterError> {
+        let view = self.membership.view();
+        let targets = self.targets(&view, key);
+        let required = level.unwrap_or(self.settings.read).required(targets.len());
+        // This node first: its answer costs nothing.
+        let mut local: Option<ReadAnswer> = None;
+        let mut spares: SmallVec<[Arc<PeerLink>; 4]> = SmallVec::new();
+        for target in targets {
+            match target {
+                Target::Local => local = Some(self.store.entry(key)),
+                Target::Up(link) => spares.push(link),
+                Target::Down => {}
+            }
+        }
+        let mut answers: SmallVec<[ReadAnswer; 4]> = SmallVec::new();
+        if let Some(answer) = local {
+            answers.push(answer);
+        }
+        if answers.len() >= required {
+            return Ok(newest(answers));
+        }
+        self.count("read");
+        spares.reverse(); // pop() takes them in ring order
+        let mut pending = FuturesUnordered::new();
+        let ask =
+            |link: Arc<PeerLink>,
+             pending: &mut FuturesUnordered<BoxFuture<Result<ReadAnswer, PeerError>>>| {
+                match link.read(key) {
+                    Ok(reply) => {
+                        let peer = link.node_id.clone();
+                        pending.push(Box::pin(async move {
+                            match reply.await {
+                                Ok(answer) => answer,
+                                Err(_) => Err(PeerError::Closed(peer)),
+                            }
+                        }));
+                    }
+                    Err(e) => self.metrics.count_failure(&e),
+                }
+            };
+        while answers.len() + pending.len() < required {
+            let Some(link) = spares.pop() else { break };
+            ask(link, &mut pending);
+        }
+        let wait = async {
+            while let Some(answer) = pending.next().await {
+                match answer {
+                    Ok(a) => {
+                        answers.push(a);
+                        if answers.len() >= required {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "replica did not answer a read");
+                        self.metrics.count_failure(&e);
+                        if let Some(link) = spares.pop() {
+                            ask(link, &mut pending);
+                        }
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.settings.timeout, wait).await;
+        if answers.len() >= required {
+            Ok(newest(answers))
+        } else {
+            self.metrics
+                .unavailable
+                .get_or_create(&[("kind", "read")])
+                .inc();
+            Err(ClusterError::Unavailable {
+                answered: answers.len(),
+                required,
+            })
+        }
+    }
+
+    /// The live value of `key` at the read level.
+    pub async fn get(
+        &self,
+        key: &[u8],
+        level: Option<Consistency>,
+    ) -> Result<Option<Entry>, ClusterError> {
+        Ok(self.read(key, level).await?.filter(|e| !e.is_tombstone()))
+    }
+
+    /// Runs a read-modify-write on the key's first live replica.
+    pub async fn execute(
+        &self,
+        rmw: Rmw<'_>,
+        level: Option<Consistency>,
+    ) -> Result<WriteResult, ClusterError> {
+        let level = level.unwrap_or(self.settings.write);
+        let view = self.membership.view();
+        let targets = self.targets(&view, rmw.key());
+        let primary = targets.into_iter().find(|t| !matches!(t, Target::Down));
+        match primary {
+            Some(Target::Local) => self.execute_as_primary(rmw, level).await,
+            Some(Target::Up(link)) => {
+                self.count("execute");
+                self.forward_execute(&link, rmw, level).await
+            }
+            _ => {
+                self.metrics
+                    .unavailable
+                    .get_or_create(&[("kind", "execute")])
+                    .inc();
+                Err(ClusterError::Unavailable {
+                    answered: 0,
+                    required: level.required(1).max(1),
+                })
+            }
+        }
+    }
+
+    /// Runs `rmw` here, as the key's primary: refreshes this node's copy
+    /// from a read at `level`, applies, replicates the result.
+    pub async fn execute_as_primary(
+        &self,
+        rmw: Rmw<'_>,
+        level: Consistency,
+    ) -> Result<WriteResult, ClusterError> {
+        let key = rmw.key();
+        if let Some(newest) = self.read(key, Some(level)).await? {
+            // Stale or refused merges change nothing; a storage error does.
+            self.store.merge(key, newest)?;
+        }
+        let mut changes = Vec::with_capacity(1);
+        let (result, _) = self.store.apply_local_into(rmw.op(), Some(&mut changes));
+        let result = result?;
+        for change in changes {
+            self.replicate(&change.key, change.entry, level, false)
+                .await?;
+        }
+        Ok(result)
+    }
+
+    async fn forward_execute(
+        &self,
+        link: &PeerLink,
+        rmw: Rmw<'_>,
+        level: Consistency,
+    ) -> Result<WriteResult, ClusterError> {
+        use proto::execute_request::Kind;
+        let (kind, key, delta, operand, line_safe) = match rmw {
+            Rmw::Increment(k, d) => (Kind::Increment, k, d, &[][..], false),
+            Rmw::Append(k, v, safe) => (Kind::Append, k, 0, v, safe),
+            Rmw::Prepend(k, v, safe) => (Kind::Prepend, k, 0, v, safe),
+        };
+        let request = proto::ExecuteRequest {
+            kind: kind as i32,
+            key: key.to_vec(),
+            delta,
+            operand: operand.to_vec(),
+            line_safe,
+            consistency: level.as_str().to_owned(),
+        };
+        let mut client = link.replica_client();
+        let call = tokio::time::timeout(self.settings.timeout, client.execute(request));
+        let unavailable = || ClusterError::Unavailable {
+            answered: 0,
+            required: level.required(1).max(1),
+        };
+        let answer = match call.await {
+            Ok(Ok(answer)) => answer.into_inner(),
+            Ok(Err(status)) => {
+                tracing::debug!(peer = %link.node_id, %status, "Execute failed");
+                return Err(unavailable());
+            }
+            Err(_) => return Err(unavailable()),
+        };
+        use proto::execute_response::Outcome;
+        match (answer.outcome, rmw) {
+            (Some(Outcome::Number(n)), Rmw::Increment(..)) => Ok(WriteResult::Number(n)),
+            (Some(Outcome::Value(v)), Rmw::Append(..) | Rmw::Prepend(..)) => {
+                Ok(WriteResult::Value(v.into()))
+            }
+            (Some(Outcome::Error(e)), _) => Err(super::wire_error::from_wire(key, e)),
+            _ => Err(ClusterError::Remote {
+                code: "ERR".into(),
+                message: format!(
+                    "replica {} answered Execute with the wrong kind",
+                    link.node_id
+                ),
+            }),
+        }
+    }
+
+    /// `FLUSH` on every member: each tombstones the keys it holds. Fails
+    /// when a member is down or does not answer.
+    pub async fn flush_everywhere(&self) -> Result<(), ClusterError> {
+        let view = self.membership.view();
+        let required = view.links.len();
+        let pending: FuturesUnordered<BoxFuture<Result<(), PeerError>>> = FuturesUnordered::new();
+        for link in &view.links {
+            match link {
+                None => {
+                    let (result, _) = self.store.apply_local_into(WriteOp::Flush, None);
+                    result?;
+                    let durable = self.local_durable(false);
+                    pending.push(Box::pin(async move { durable.await.map(|_| ()) }));
+                }
+                Some(link) if link.is_up() => {
+                    let mut client = link.replica_client();
+                    let peer = link.node_id.clone();
+                    pending.push(Box::pin(async move {
+                        let request = proto::ExecuteRequest {
+                            kind: proto::execute_request::Kind::Flush as i32,
+                            ..proto::ExecuteRequest::default()
+                        };
+                        client
+                            .execute(request)
+                            .await
+                            .map(|_| ())
+                            .map_err(|s| PeerError::Call {
+                                rpc: "Execute",
+                                peer,
+                                reason: s.message().to_owned(),
+                            })
+                    }));
+                }
+                Some(_) => {}
+            }
+        }
+        self.quorum(pending, required, "flush").await.map(|_| ())
+    }
+}
+
+/// The newest of the replicas' answers.
+fn newest(answers: SmallVec<[ReadAnswer; 4]>) -> Option<Entry> {
+    answers.into_iter().flatten().max_by_key(|e| e.version)
+}

@@ -1,0 +1,169 @@
+//! The `Cluster` and `Replica` gRPC services on the sync port.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::coordinator::Rmw;
+use super::Cluster;
+use crate::config::Consistency;
+use crate::proto;
+use crate::proto::cluster_server::Cluster as ClusterRpc;
+use crate::proto::replica_server::Replica as ReplicaRpc;
+use crate::store::{MergeOutcome, WriteOp, WriteResult};
+use crate::sync::convert::{entry_from_proto, entry_to_proto};
+
+/// Entries or keys one replica call may carry.
+const MAX_ITEMS: usize = 16_384;
+
+/// Serves `Cluster` (membership) and `Replica` (what coordinators ask).
+#[derive(Clone)]
+pub struct ClusterService {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterService {
+    /// The services of `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        Self { cluster }
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterRpc for ClusterService {
+    async fn heartbeat(
+        &self,
+        request: Request<proto::HeartbeatRequest>,
+    ) -> Result<Response<proto::HeartbeatResponse>, Status> {
+        let req = request.into_inner();
+        if let (Some(ring), Some(from)) = (&req.ring, &req.from) {
+            self.cluster.learn_from(ring, from, None);
+        }
+        Ok(Response::new(self.cluster.heartbeat_answer()))
+    }
+
+    async fn get_ring_state(
+        &self,
+        _request: Request<proto::GetRingStateRequest>,
+    ) -> Result<Response<proto::GetRingStateResponse>, Status> {
+        Ok(Response::new(self.cluster.ring_status()))
+    }
+}
+
+#[tonic::async_trait]
+impl ReplicaRpc for ClusterService {
+    async fn apply(
+        &self,
+        request: Request<proto::ApplyRequest>,
+    ) -> Result<Response<proto::ApplyResponse>, Status> {
+        let entries = request.into_inner().entries;
+        if entries.len() > MAX_ITEMS {
+            return Err(Status::invalid_argument(format!(
+                "{} entries; at most {MAX_ITEMS} per call",
+                entries.len()
+            )));
+        }
+        let store = &self.cluster.store;
+        let mut answer = proto::ApplyResponse {
+            was_live: Vec::with_capacity(entries.len()),
+            refused: Vec::new(),
+        };
+        for (i, wire) in entries.into_iter().enumerate() {
+            let (key, entry) = entry_from_proto(wire)
+                .map_err(|e| Status::invalid_argument(format!("entry {i}: {e}")))?;
+            let (outcome, was_live) = store
+                .merge_observed(&key, entry)
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            if matches!(outcome, MergeOutcome::Refused(_)) {
+                answer.refused.push(i as u32);
+            }
+            answer.was_live.push(was_live);
+        }
+        if let Some(d) = &self.cluster.durability {
+            d.wait_durable()
+                .await
+                .map_err(|e| Status::unavailable(format!("storage error: {e}")))?;
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn read(
+        &self,
+        request: Request<proto::ReadRequest>,
+    ) -> Result<Response<proto::ReadResponse>, Status> {
+        let keys = request.into_inner().keys;
+        if keys.len() > MAX_ITEMS {
+            return Err(Status::invalid_argument(format!(
+                "{} keys; at most {MAX_ITEMS} per call",
+                keys.len()
+            )));
+        }
+        let store = &self.cluster.store;
+        let entries = keys
+            .iter()
+            .map(|key| match store.entry(key) {
+                Some(entry) => entry_to_proto(key, &entry),
+                None => proto::Entry {
+                    key: key.clone(),
+                    ..proto::Entry::default()
+                },
+            })
+            .collect();
+        Ok(Response::new(proto::ReadResponse { entries }))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<proto::ExecuteRequest>,
+    ) -> Result<Response<proto::ExecuteResponse>, Status> {
+        use proto::execute_request::Kind;
+        use proto::execute_response::Outcome;
+        let req = request.into_inner();
+        let kind = Kind::try_from(req.kind)
+            .map_err(|_| Status::invalid_argument(format!("unknown kind {}", req.kind)))?;
+        let level = match req.consistency.as_str() {
+            "" => self.cluster.coordinator.settings().write,
+            s => Consistency::parse(s)
+                .ok_or_else(|| Status::invalid_argument(format!("unknown consistency {s:?}")))?,
+        };
+        let rmw = match kind {
+            Kind::Increment => Rmw::Increment(&req.key, req.delta),
+            Kind::Append => Rmw::Append(&req.key, &req.operand, req.line_safe),
+            Kind::Prepend => Rmw::Prepend(&req.key, &req.operand, req.line_safe),
+            Kind::Flush => {
+                let (result, _) = self.cluster.store.apply_local_into(WriteOp::Flush, None);
+                let flushed = match result {
+                    Ok(WriteResult::Flushed(n)) => n as i64,
+                    Ok(_) => 0,
+                    Err(e) => return Err(Status::unavailable(e.to_string())),
+                };
+                if let Some(d) = &self.cluster.durability {
+                    d.wait_durable()
+                        .await
+                        .map_err(|e| Status::unavailable(format!("storage error: {e}")))?;
+                }
+                return Ok(Response::new(proto::ExecuteResponse {
+                    outcome: Some(Outcome::Number(flushed)),
+                }));
+            }
+        };
+        let outcome = match self
+            .cluster
+            .coordinator
+            .execute_as_primary(rmw, level)
+            .await
+        {
+            Ok(WriteResult::Number(n)) => Outcome::Number(n),
+            Ok(WriteResult::Value(v)) => Outcome::Value(v.into_vec()),
+            Ok(other) => {
+                return Err(Status::internal(format!(
+                    "a read-modify-write returned {other:?}"
+                )))
+            }
+            Err(e) => Outcome::Error(super::wire_error::to_wire(&e)),
+        };
+        Ok(Response::new(proto::ExecuteResponse {
+            outcome: Some(outcome),
+        }))
+    }
+}

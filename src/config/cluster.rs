@@ -1,0 +1,112 @@
+//! `[cluster]`: placement and consistency of the partitioned cluster.
+//!
+//! `replication_factor = 0` (the default) keeps every node a full replica:
+//! writes go over MQTT to every node, as before the partitioned cluster.
+//! Any other value partitions the key space over a consistent-hash ring
+//! (see docs/cluster.md).
+
+use serde::{Deserialize, Serialize};
+
+/// How many replicas must answer a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// One replica.
+    One,
+    /// A majority of the replicas: `replication_factor / 2 + 1`.
+    #[default]
+    Quorum,
+    /// Every replica.
+    All,
+}
+
+impl Consistency {
+    /// How many of `replicas` replicas must answer.
+    pub fn required(self, replicas: usize) -> usize {
+        match self {
+            Consistency::One => 1.min(replicas),
+            Consistency::Quorum => replicas / 2 + 1,
+            Consistency::All => replicas,
+        }
+        .min(replicas)
+    }
+
+    /// The name used in configuration and replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::One => "one",
+            Consistency::Quorum => "quorum",
+            Consistency::All => "all",
+        }
+    }
+
+    /// Parses a configuration or request value (`one`, `quorum`, `all`,
+    /// any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "one" => Some(Consistency::One),
+            "quorum" => Some(Consistency::Quorum),
+            "all" => Some(Consistency::All),
+            _ => None,
+        }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Replicas per key; 0 (default) = every node (full replicas over MQTT).
+    pub replication_factor: usize,
+    /// Tokens each node places on the ring (default 256).
+    pub vnodes: u32,
+    /// Replicas that must acknowledge a write (default `quorum`).
+    pub write_consistency: Consistency,
+    /// Replicas that must answer a read (default `quorum`).
+    pub read_consistency: Consistency,
+    /// How long a coordinator waits for replicas before answering
+    /// `unavailable` (default 2000 ms).
+    pub request_timeout_ms: u64,
+    /// How often each node heartbeats every member (default 500 ms).
+    pub heartbeat_interval_ms: u64,
+    /// A member not heard from for this long is down (default 3000 ms).
+    pub failure_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            replication_factor: 0,
+            vnodes: 256,
+            write_consistency: Consistency::Quorum,
+            read_consistency: Consistency::Quorum,
+            request_timeout_ms: 2000,
+            heartbeat_interval_ms: 500,
+            failure_timeout_ms: 3000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether the key space is partitioned (a replication factor is set).
+    pub fn is_partitioned(&self) -> bool {
+        self.replication_factor > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_replicas_per_level() {
+        assert_eq!(Consistency::One.required(3), 1);
+        assert_eq!(Consistency::Quorum.required(3), 2);
+        assert_eq!(Consistency::Quorum.required(4), 3);
+        assert_eq!(Consistency::Quorum.required(1), 1);
+        assert_eq!(Consistency::All.required(3), 3);
+        assert_eq!(Consistency::All.required(0), 0);
+        assert_eq!(Consistency::parse("QUORUM"), Some(Consistency::Quorum));
+        assert_eq!(Consistency::parse("two"), None);
+    }
+}

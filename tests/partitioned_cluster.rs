@@ -1,0 +1,351 @@
+//! The partitioned cluster end to end: real node processes on loopback,
+//! placing keys over the ring, forwarding, quorums and failures.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, wait_until, Client, NodeProcess, NodeSpec};
+use merklekv::cluster::Ring;
+use merklekv::proto;
+use merklekv::proto::cluster_client::ClusterClient;
+use merklekv::proto::replica_client::ReplicaClient;
+
+/// Ports and ids of a cluster to start.
+struct Plan {
+    ids: Vec<String>,
+    ports: Vec<(u16, u16, u16)>, // (client, sync, metrics)
+}
+
+impl Plan {
+    fn new(n: usize) -> Self {
+        Self {
+            ids: (1..=n).map(|i| format!("p{i}")).collect(),
+            ports: (0..n)
+                .map(|_| (free_port(), free_port(), free_port()))
+                .collect(),
+        }
+    }
+
+    /// Node `i` with every other node as a seed.
+    fn spec(&self, i: usize, rf: usize) -> NodeSpec {
+        let peers: Vec<String> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (_, sync, _))| format!("127.0.0.1:{sync}"))
+            .collect();
+        NodeSpec::new(&self.ids[i])
+            .env("MERKLE_KV_ANTI_ENTROPY_PEER_LIST", peers.join(","))
+            .env("MERKLE_KV_CLUSTER_REPLICATION_FACTOR", rf)
+            .env("MERKLE_KV_CLUSTER_HEARTBEAT_INTERVAL_MS", 100)
+            .env("MERKLE_KV_CLUSTER_FAILURE_TIMEOUT_MS", 1000)
+            .env("MERKLE_KV_CLUSTER_REQUEST_TIMEOUT_MS", 1000)
+    }
+
+    fn start(&self, i: usize, spec: NodeSpec) -> NodeProcess {
+        let (port, sync, metrics) = self.ports[i];
+        NodeProcess::start_with_ports(spec, port, sync, metrics)
+    }
+}
+
+/// Replies without their line ends.
+trait Ask {
+    fn ask(&mut self, cmd: &str) -> String;
+    fn reply(&mut self) -> String;
+}
+
+impl Ask for Client {
+    fn ask(&mut self, cmd: &str) -> String {
+        self.cmd(cmd).trim_end().to_owned()
+    }
+    fn reply(&mut self) -> String {
+        self.line().trim_end().to_owned()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// What node `sync` says about the ring.
+fn ring_state(rt: &tokio::runtime::Runtime, sync: u16) -> Option<proto::GetRingStateResponse> {
+    rt.block_on(async {
+        let mut c = ClusterClient::connect(format!("http://127.0.0.1:{sync}"))
+            .await
+            .ok()?;
+        Some(
+            c.get_ring_state(proto::GetRingStateRequest {})
+                .await
+                .ok()?
+                .into_inner(),
+        )
+    })
+}
+
+/// Waits until every node in `syncs` sees `members` members, all up, at
+/// one ring version.
+fn wait_for_ring(rt: &tokio::runtime::Runtime, syncs: &[u16], members: usize) {
+    let converged = wait_until(Duration::from_secs(20), || {
+        let states: Vec<_> = syncs.iter().map(|s| ring_state(rt, *s)).collect();
+        let versions: Vec<u64> = states
+            .iter()
+            .flatten()
+            .filter_map(|s| s.ring.as_ref().map(|r| r.version))
+            .collect();
+        states.iter().all(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.members.len() == members && s.members.iter().all(|m| m.up))
+        }) && versions.windows(2).all(|w| w[0] == w[1])
+    });
+    assert!(converged, "the ring did not converge on {members} members");
+}
+
+/// The keys among `keys` that node `sync` holds in its own store.
+fn held_locally(rt: &tokio::runtime::Runtime, sync: u16, keys: &[String]) -> Vec<bool> {
+    rt.block_on(async {
+        let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
+            .await
+            .expect("connect");
+        let mut held = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(2000) {
+            let answer = c
+                .read(proto::ReadRequest {
+                    keys: chunk.iter().map(|k| k.as_bytes().to_vec()).collect(),
+                })
+                .await
+                .expect("read")
+                .into_inner();
+            held.extend(answer.entries.iter().map(|e| e.version.is_some()));
+        }
+        held
+    })
+}
+
+#[test]
+fn five_nodes_rf3_place_each_key_on_exactly_its_three_owners() {
+    let plan = Plan::new(5);
+    let nodes: Vec<NodeProcess> = (0..5).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 5);
+
+    // 20,000 writes through every node in turn, pipelined.
+    const KEYS: usize = 20_000;
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("key:{i:06}")).collect();
+    let mut clients: Vec<Client> = nodes.iter().map(NodeProcess::client).collect();
+    for (n, chunk) in keys.chunks(500).enumerate() {
+        let count = clients.len();
+        let client = &mut clients[n % count];
+        let batch: String = chunk.iter().map(|k| format!("SET {k} v-{k}\n")).collect();
+        client.send(batch.as_bytes());
+        for k in chunk {
+            assert_eq!(client.reply(), "OK", "SET {k}");
+        }
+    }
+
+    // Each key is on exactly its three owners.
+    let ring = Ring::new(plan.ids.clone(), 256);
+    let held: Vec<Vec<bool>> = syncs.iter().map(|s| held_locally(&rt, *s, &keys)).collect();
+    for (k, key) in keys.iter().enumerate() {
+        let owners: Vec<&str> = ring.replicas(key.as_bytes(), 3).collect();
+        for (i, id) in plan.ids.iter().enumerate() {
+            assert_eq!(
+                held[i][k],
+                owners.contains(&id.as_str()),
+                "{key} on {id}: owners are {owners:?}"
+            );
+        }
+    }
+    // Per-node key counts are about 3/5 of the total (DBSIZE is local).
+    for (i, client) in clients.iter_mut().enumerate() {
+        let count: usize = client
+            .ask("DBSIZE")
+            .trim_start_matches("DBSIZE ")
+            .parse()
+            .expect("dbsize");
+        let share = count as f64 / KEYS as f64;
+        assert!(
+            (0.45..=0.75).contains(&share),
+            "{} holds {share:.2} of the keys",
+            plan.ids[i]
+        );
+    }
+    // Every key is readable from every node (a sample through each).
+    for client in &mut clients {
+        for key in keys.iter().step_by(97) {
+            assert_eq!(client.ask(&format!("GET {key}")), format!("VALUE v-{key}"));
+        }
+    }
+}
+
+#[test]
+fn forwarded_writes_keep_the_coordinators_version_on_every_replica() {
+    let plan = Plan::new(4);
+    let nodes: Vec<NodeProcess> = (0..4).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 4);
+    let ring = Ring::new(plan.ids.clone(), 256);
+    // A key p1 does not replicate, written through p1.
+    let key = (0..)
+        .map(|i| format!("fwd:{i}"))
+        .find(|k| !ring.replicas(k.as_bytes(), 3).any(|id| id == "p1"))
+        .expect("a key p1 does not own");
+    assert_eq!(nodes[0].client().ask(&format!("SET {key} hello")), "OK");
+    let versions: Vec<Option<proto::Version>> = syncs
+        .iter()
+        .map(|s| {
+            rt.block_on(async {
+                let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{s}"))
+                    .await
+                    .expect("connect");
+                let answer = c
+                    .read(proto::ReadRequest {
+                        keys: vec![key.as_bytes().to_vec()],
+                    })
+                    .await
+                    .expect("read")
+                    .into_inner();
+                answer.entries[0].version
+            })
+        })
+        .collect();
+    assert!(versions[0].is_none(), "p1 is no replica of {key}");
+    let stored: Vec<&proto::Version> = versions.iter().flatten().collect();
+    assert_eq!(stored.len(), 3, "{versions:?}");
+    assert!(stored.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+    assert_eq!(
+        stored[0].node,
+        merklekv::store::node_number("p1"),
+        "stamped by the coordinator"
+    );
+    // Read-modify-writes serialise on the primary, whoever coordinates.
+    let mut clients: Vec<Client> = nodes.iter().map(NodeProcess::client).collect();
+    for round in 0..25 {
+        for client in &mut clients {
+            assert!(
+                client.ask("INC counter").starts_with("VALUE "),
+                "round {round}"
+            );
+        }
+    }
+    assert_eq!(clients[2].ask("GET counter"), "VALUE 100");
+}
+
+#[test]
+fn quorums_survive_one_replica_down_and_fail_fast_with_two() {
+    // Three nodes, RF 3: every node replicates every key.
+    let plan = Plan::new(3);
+    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    let mut c1 = nodes[0].client();
+    assert_eq!(c1.ask("SET before ok"), "OK");
+    assert_eq!(c1.ask("CONSISTENCY"), "write=quorum read=quorum");
+
+    nodes[2].kill();
+    for i in 0..20 {
+        assert_eq!(c1.ask(&format!("SET one-down:{i} v")), "OK");
+        assert_eq!(c1.ask(&format!("GET one-down:{i}")), "VALUE v");
+    }
+    let mut c2 = nodes[1].client();
+    assert_eq!(c2.ask("GET one-down:7"), "VALUE v");
+
+    nodes[1].kill();
+    let started = Instant::now();
+    assert_eq!(
+        c1.ask("SET two-down v"),
+        "ERROR unavailable: 1 of 2 replicas answered"
+    );
+    assert_eq!(
+        c1.ask("GET before"),
+        "ERROR unavailable: 1 of 2 replicas answered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "unavailable took {:?}",
+        started.elapsed()
+    );
+    // RESP clients read the UNAVAILABLE code.
+    let mut resp = Client::connect(nodes[0].port);
+    resp.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    assert_eq!(resp.reply(), "-UNAVAILABLE 1 of 2 replicas answered");
+    // `one` still succeeds.
+    assert_eq!(c1.ask("CONSISTENCY one"), "OK");
+    assert_eq!(c1.ask("SET two-down v"), "OK");
+    assert_eq!(c1.ask("GET two-down"), "VALUE v");
+    assert_eq!(c1.ask("CONSISTENCY all"), "OK");
+    assert_eq!(
+        c1.ask("GET two-down"),
+        "ERROR unavailable: 1 of 3 replicas answered"
+    );
+    assert_eq!(
+        c1.ask("CONSISTENCY two"),
+        "ERROR unknown consistency level; use one, quorum or all"
+    );
+}
+
+#[test]
+fn a_lying_peer_is_refused_and_counted() {
+    let plan = Plan::new(2);
+    let nodes: Vec<NodeProcess> = (0..2).map(|i| plan.start(i, plan.spec(i, 2))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 2);
+    let mut client = rt
+        .block_on(ClusterClient::connect(format!(
+            "http://127.0.0.1:{}",
+            syncs[0]
+        )))
+        .expect("connect");
+    // Another replication factor: refused, the ring unchanged.
+    let liar = proto::Member {
+        node_id: "liar".into(),
+        sync_addr: "127.0.0.1:1".into(),
+        client_addr: String::new(),
+    };
+    let bad = proto::HeartbeatRequest {
+        from: Some(liar.clone()),
+        ring: Some(proto::RingState {
+            version: u64::MAX,
+            members: vec![liar.clone()],
+            vnodes: 256,
+            replication_factor: 5,
+        }),
+    };
+    rt.block_on(client.heartbeat(bad)).expect("answered");
+    // Garbage member ids: refused.
+    let garbage = proto::HeartbeatRequest {
+        from: Some(proto::Member {
+            node_id: "bad id\n".into(),
+            sync_addr: "nowhere".into(),
+            client_addr: String::new(),
+        }),
+        ring: Some(proto::RingState {
+            version: 7,
+            members: vec![],
+            vnodes: 256,
+            replication_factor: 2,
+        }),
+    };
+    rt.block_on(client.heartbeat(garbage)).expect("answered");
+    let state = ring_state(&rt, syncs[0]).expect("state");
+    assert_eq!(state.members.len(), 2, "{state:?}");
+    let refused = |reason: &str| {
+        common::metric(
+            nodes[0].metrics_port,
+            &format!("merklekv_cluster_ring_states_refused_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(refused("mismatch"), 1.0);
+    assert_eq!(refused("invalid"), 1.0);
+    // The node still serves.
+    assert_eq!(nodes[1].client().ask("SET x 1"), "OK");
+    assert_eq!(nodes[0].client().ask("GET x"), "VALUE 1");
+}
