@@ -1,4 +1,5 @@
-//! The `merklekv` binary: runs a node, or the `bench` load generator.
+//! The `merklekv` binary: runs a node, the `bench` load generator, or the
+//! `cluster` inspection commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,29 @@ struct Cli {
 enum Cmd {
     /// Load generator for MerkleKV (text or RESP) and any Redis server.
     Bench(merklekv_bench::BenchArgs),
+    /// Inspect a partitioned cluster through one of its nodes.
+    Cluster {
+        #[command(subcommand)]
+        what: ClusterCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Members, up/down, ring version, keys and bytes per node, ownership.
+    Status(ClusterArgs),
+    /// Token ranges and their replica sets.
+    Ring(ClusterArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ClusterArgs {
+    /// A node's sync (gRPC) address.
+    #[arg(long, default_value = "127.0.0.1:7380", value_name = "HOST:PORT")]
+    node: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +68,28 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("merklekv bench: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Cmd::Cluster { what }) => {
+            let Some(runtime) = runtime(Some(1)) else {
+                return ExitCode::FAILURE;
+            };
+            let (args, show): (_, fn(&_, bool) -> String) = match &what {
+                ClusterCmd::Status(a) => (a, merklekv::cluster::admin::status),
+                ClusterCmd::Ring(a) => (a, merklekv::cluster::admin::ring),
+            };
+            match runtime.block_on(merklekv::cluster::admin::fetch(&args.node)) {
+                Ok(state) => {
+                    print!("{}", show(&state, args.json));
+                    if args.json {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("merklekv cluster: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -347,5 +347,30 @@ fn a_lying_peer_is_refused_and_counted() {
     assert_eq!(refused("invalid"), 1.0);
     // The node still serves.
     assert_eq!(nodes[1].client().ask("SET x 1"), "OK");
+    // `merklekv cluster status|ring` read the same ring.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_merklekv"))
+            .args(args)
+            .output()
+            .expect("run merklekv cluster");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let node = format!("127.0.0.1:{}", syncs[0]);
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&["cluster", "status", "--node", &node, "--json"]))
+            .expect("status json");
+    let members = status["members"].as_array().expect("members");
+    assert_eq!(members.len(), 2, "{status}");
+    assert!(members.iter().all(|m| m["up"] == true), "{status}");
+    let owned: f64 = members
+        .iter()
+        .map(|m| m["ownership"].as_f64().unwrap_or(0.0))
+        .sum();
+    assert!((owned - 2.0).abs() < 1e-6, "RF 2 over 2 nodes: {status}");
+    let table = cli(&["cluster", "status", "--node", &node]);
+    assert!(table.contains("2 members (2 up)"), "{table}");
+    let ring = cli(&["cluster", "ring", "--node", &node]);
+    assert_eq!(ring.lines().count(), 2 + 2 * 256, "{ring}");
     assert_eq!(nodes[0].client().ask("GET x"), "VALUE 1");
 }

@@ -7,6 +7,7 @@
 //! Off by default: `cluster.replication_factor = 0` keeps every node a
 //! full replica and none of this runs (see docs/cluster.md).
 
+pub mod admin;
 mod batcher;
 pub mod coordinator;
 mod error;
@@ -27,7 +28,7 @@ pub use coordinator::{Coordinator, Rmw};
 pub use error::{ClusterError, PeerError};
 pub use membership::{Membership, RingView};
 pub use metrics::ClusterMetrics;
-pub use ring::{Replicas, Ring, MAX_REPLICATION_FACTOR};
+pub use ring::{Replicas, Ring, TokenRange, MAX_REPLICATION_FACTOR};
 
 use crate::config::Config;
 use crate::hooks::Durability;

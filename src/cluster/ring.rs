@@ -123,6 +123,42 @@ impl Ring {
     }
 }
 
+/// One token range of the ring and who replicates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRange<'a> {
+    /// The range starts after this point (the previous token)…
+    pub after: u64,
+    /// …and ends at this point (this range's token), inclusive; the first
+    /// range wraps around zero.
+    pub through: u64,
+    /// Its replicas, primary first.
+    pub replicas: Vec<&'a str>,
+}
+
+impl Ring {
+    /// Every token range in ring order, with its replicas.
+    pub fn ranges(&self, replication_factor: usize) -> Vec<TokenRange<'_>> {
+        let Some(last) = self.tokens.last() else {
+            return Vec::new();
+        };
+        let mut previous = last.point;
+        self.tokens
+            .iter()
+            .map(|token| {
+                let range = TokenRange {
+                    after: previous,
+                    through: token.point,
+                    replicas: self
+                        .replicas_of_hash(token.point, replication_factor)
+                        .collect(),
+                };
+                previous = token.point;
+                range
+            })
+            .collect()
+    }
+}
+
 /// The replicas of one key, primary first; allocates nothing.
 #[derive(Debug, Clone)]
 pub struct Replicas<'a> {

@@ -115,7 +115,14 @@ fn schema_lists_every_key_including_optional_ones() {
     let s = schema();
     assert_eq!(
         s.sections.iter().map(String::as_str).collect::<Vec<_>>(),
-        ["anti_entropy", "logging", "mqtt", "network", "storage"]
+        [
+            "anti_entropy",
+            "cluster",
+            "logging",
+            "mqtt",
+            "network",
+            "storage"
+        ]
     );
     for key in [
         "mqtt.enabled",
@@ -126,7 +133,7 @@ fn schema_lists_every_key_including_optional_ones() {
     ] {
         assert!(s.keys.contains_key(key), "{key} missing");
     }
-    assert_eq!(s.keys.len(), 2 + 12 + 11 + 9 + 10 + 3);
+    assert_eq!(s.keys.len(), 2 + 12 + 11 + 9 + 10 + 3 + 7);
     // Every key (and the alias) has its own environment variable name.
     assert_eq!(s.env_names.len(), s.keys.len() + 1);
     assert_eq!(
@@ -196,4 +203,23 @@ fn worker_threads_default_leaves_one_cpu_and_keeps_one_worker() {
     let mut c = Config::default();
     c.network.worker_threads = 5;
     assert_eq!(c.worker_threads(), 5);
+}
+
+#[test]
+fn cluster_settings_are_checked() {
+    let mut c = Config::default();
+    assert!(!c.cluster.is_partitioned());
+    c.cluster.replication_factor = 3;
+    assert!(c.validate().is_ok());
+    c.cluster.replication_factor = 17;
+    let e = c.validate().expect_err("rf 17").to_string();
+    assert!(e.contains("cluster.replication_factor"), "{e}");
+    c.cluster.replication_factor = 3;
+    c.cluster.failure_timeout_ms = c.cluster.heartbeat_interval_ms;
+    let e = c.validate().expect_err("timeout").to_string();
+    assert!(e.contains("cluster.failure_timeout_ms"), "{e}");
+    c.cluster.failure_timeout_ms = 3000;
+    c.cluster.vnodes = 0;
+    let e = c.validate().expect_err("vnodes").to_string();
+    assert!(e.contains("cluster.vnodes"), "{e}");
 }

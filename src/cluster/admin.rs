@@ -1,0 +1,210 @@
+//! `merklekv cluster status|ring --node HOST:PORT [--json]`: what one node
+//! knows of the ring, for operators (a table) and scripts (JSON).
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::ring::Ring;
+use crate::proto;
+use crate::proto::cluster_client::ClusterClient;
+
+/// Asks the node at `node` (its sync port, `host:port`) for its ring.
+pub async fn fetch(node: &str) -> anyhow::Result<proto::GetRingStateResponse> {
+    let url = format!("http://{node}");
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("{node:?} is not host:port"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
+    let answer = ClusterClient::new(channel)
+        .get_ring_state(proto::GetRingStateRequest {})
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
+            ),
+            _ => anyhow::anyhow!("GetRingState on {node} failed: {}", s.message()),
+        })?;
+    Ok(answer.into_inner())
+}
+
+/// Members, up/down, ring version, keys and bytes per node, ownership.
+pub fn status(state: &proto::GetRingStateResponse, as_json: bool) -> String {
+    let ring = state.ring.clone().unwrap_or_default();
+    let rows: Vec<_> = state
+        .members
+        .iter()
+        .map(|m| {
+            let member = m.member.clone().unwrap_or_default();
+            (member, m)
+        })
+        .collect();
+    if as_json {
+        let members: Vec<_> = rows
+            .iter()
+            .map(|(member, m)| {
+                json!({
+                    "node_id": member.node_id,
+                    "sync_addr": member.sync_addr,
+                    "client_addr": member.client_addr,
+                    "up": m.up,
+                    "last_seen_ms": (m.last_seen_ms != u64::MAX).then_some(m.last_seen_ms),
+                    "keys": m.key_count,
+                    "bytes": m.memory_bytes,
+                    "ownership": m.ownership,
+                })
+            })
+            .collect();
+        return json!({
+            "asked": state.node_id,
+            "ring_version": ring.version,
+            "replication_factor": ring.replication_factor,
+            "vnodes": ring.vnodes,
+            "members": members,
+        })
+        .to_string();
+    }
+    let mut out = String::new();
+    let up = rows.iter().filter(|(_, m)| m.up).count();
+    let _ = writeln!(
+        out,
+        "ring version {} as seen by {}: {} members ({up} up), replication_factor {}, vnodes {}",
+        ring.version,
+        state.node_id,
+        rows.len(),
+        ring.replication_factor,
+        ring.vnodes
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:<5} {:<22} {:<22} {:>10} {:>12} {:>9}",
+        "NODE", "STATE", "SYNC", "CLIENT", "KEYS", "BYTES", "OWNS"
+    );
+    for (member, m) in &rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<5} {:<22} {:<22} {:>10} {:>12} {:>8.1}%",
+            member.node_id,
+            if m.up { "up" } else { "down" },
+            member.sync_addr,
+            member.client_addr,
+            m.key_count,
+            m.memory_bytes,
+            m.ownership * 100.0
+        );
+    }
+    out
+}
+
+/// Token ranges and their replica sets.
+pub fn ring(state: &proto::GetRingStateResponse, as_json: bool) -> String {
+    let ring_state = state.ring.clone().unwrap_or_default();
+    let ring = Ring::new(
+        ring_state.members.iter().map(|m| m.node_id.clone()),
+        ring_state.vnodes,
+    );
+    let rf = ring_state.replication_factor as usize;
+    let ranges = ring.ranges(rf);
+    if as_json {
+        let ranges: Vec<_> = ranges
+            .iter()
+            .map(|r| json!({"after": r.after, "through": r.through, "replicas": r.replicas}))
+            .collect();
+        return json!({
+            "ring_version": ring_state.version,
+            "replication_factor": rf,
+            "ranges": ranges,
+        })
+        .to_string();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ring version {}: {} token ranges (hash after START through END, inclusive)",
+        ring_state.version,
+        ranges.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:>20} {:>20}  REPLICAS (primary first)",
+        "START", "END"
+    );
+    for r in &ranges {
+        let _ = writeln!(
+            out,
+            "{:>20} {:>20}  {}",
+            r.after,
+            r.through,
+            r.replicas.join(",")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> proto::GetRingStateResponse {
+        let member = |id: &str| proto::Member {
+            node_id: id.into(),
+            sync_addr: format!("{id}:7380"),
+            client_addr: format!("{id}:7379"),
+        };
+        proto::GetRingStateResponse {
+            ring: Some(proto::RingState {
+                version: 3,
+                members: vec![member("a"), member("b")],
+                vnodes: 4,
+                replication_factor: 1,
+            }),
+            members: vec![
+                proto::MemberStatus {
+                    member: Some(member("a")),
+                    up: true,
+                    key_count: 10,
+                    ownership: 0.5,
+                    ..Default::default()
+                },
+                proto::MemberStatus {
+                    member: Some(member("b")),
+                    up: false,
+                    last_seen_ms: u64::MAX,
+                    ownership: 0.5,
+                    ..Default::default()
+                },
+            ],
+            node_id: "a".into(),
+        }
+    }
+
+    #[test]
+    fn status_reads_as_a_table_and_as_json() {
+        let table = status(&sample(), false);
+        assert!(table.contains("2 members (1 up)"), "{table}");
+        assert!(table.contains("down"), "{table}");
+        let parsed: serde_json::Value =
+            serde_json::from_str(&status(&sample(), true)).expect("json");
+        assert_eq!(parsed["members"][1]["up"], false);
+        assert_eq!(
+            parsed["members"][1]["last_seen_ms"],
+            serde_json::Value::Null
+        );
+        assert_eq!(parsed["ring_version"], 3);
+    }
+
+    #[test]
+    fn ring_lists_every_token_range() {
+        let parsed: serde_json::Value = serde_json::from_str(&ring(&sample(), true)).expect("json");
+        let ranges = parsed["ranges"].as_array().expect("ranges");
+        assert_eq!(ranges.len(), 8); // 2 members x 4 vnodes
+        assert!(ranges
+            .iter()
+            .all(|r| r["replicas"].as_array().map(Vec::len) == Some(1)));
+    }
+}
