@@ -25,7 +25,7 @@ use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
 use crate::server::{ClientListener, Limits, ServerContext};
 use crate::store::{Store, StoreOptions, TreeShape};
-use crate::subsystem::{Attached, DiscoveredPeers, StartUp, StopStep};
+use crate::subsystem::{Attached, DiscoveredPeers, GrpcServices, StartUp, StopStep};
 
 /// How long open connections get to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +40,7 @@ struct Wiring {
     discovered_peers: DiscoveredPeers,
     registry: prometheus_client::registry::Registry,
     cluster: Option<Arc<Cluster>>,
+    grpc_services: Option<GrpcServices>,
 }
 
 impl Wiring {
@@ -53,7 +54,7 @@ impl Wiring {
             sync_trigger: &self.sync_trigger,
             discovered_peers: &self.discovered_peers,
             registry: &mut self.registry,
-            cluster: self.cluster.as_ref(),
+            grpc_services: self.grpc_services.as_ref(),
         }
     }
 }
@@ -174,6 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         discovered_peers: DiscoveredPeers::default(),
         registry: prometheus_client::registry::Registry::with_prefix("merklekv"),
         cluster: None,
+        grpc_services: None,
     };
     let stats = Arc::new(Stats::default());
     let mut assembly = Assembly::default();
@@ -190,6 +192,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         wiring.store.clone(),
         assembly.hooks.durability.clone(),
     );
+    wiring.grpc_services = wiring
+        .cluster
+        .as_ref()
+        .map(|c| crate::cluster::service::services(c, &wiring.config));
     let attached = crate::sync::attach(wiring.start_up()).await?;
     assembly.add(attached, &mut wiring.facts);
     let attached = crate::replication::attach(wiring.start_up()).await?;

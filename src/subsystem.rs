@@ -21,6 +21,9 @@ pub type StopStep = Box<dyn FnOnce() -> BoxFuture<()> + Send>;
 /// presence), by node id: replication fills it, anti-entropy reads it.
 pub type DiscoveredPeers = Arc<parking_lot::RwLock<BTreeMap<String, String>>>;
 
+/// Adds gRPC services to the sync port's routes.
+pub type GrpcServices = Arc<dyn Fn(&mut tonic::service::RoutesBuilder) + Send + Sync>;
+
 /// What a subsystem reads while it attaches.
 pub struct StartUp<'a> {
     /// The loaded configuration.
@@ -40,10 +43,9 @@ pub struct StartUp<'a> {
     pub discovered_peers: &'a DiscoveredPeers,
     /// Where the subsystem registers its Prometheus metrics.
     pub registry: &'a mut prometheus_client::registry::Registry,
-    /// The partitioned cluster (`None` for a full replica): the sync
-    /// server serves its services; anti-entropy's full-tree rounds stay
-    /// off, as they would copy every key to every node.
-    pub cluster: Option<&'a Arc<crate::cluster::Cluster>>,
+    /// More gRPC services for the sync port (the partitioned cluster's
+    /// `Cluster` and `Replica`), served beside `MerkleSync`.
+    pub grpc_services: Option<&'a GrpcServices>,
 }
 
 /// What a subsystem adds to the node.

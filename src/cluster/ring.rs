@@ -14,9 +14,7 @@
 
 use crate::store::key_hash;
 
-/// The largest replication factor a ring serves (lookups keep the
-/// replicas found so far in a fixed array of this size).
-pub const MAX_REPLICATION_FACTOR: usize = 16;
+pub use crate::config::MAX_REPLICATION_FACTOR;
 
 /// One token: a point on the ring and the member that placed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

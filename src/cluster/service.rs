@@ -8,10 +8,31 @@ use super::coordinator::Rmw;
 use super::Cluster;
 use crate::config::Consistency;
 use crate::proto;
-use crate::proto::cluster_server::Cluster as ClusterRpc;
-use crate::proto::replica_server::Replica as ReplicaRpc;
+use crate::proto::cluster_server::{Cluster as ClusterRpc, ClusterServer};
+use crate::proto::replica_server::{Replica as ReplicaRpc, ReplicaServer};
 use crate::store::{MergeOutcome, WriteOp, WriteResult};
+use crate::subsystem::GrpcServices;
 use crate::sync::convert::{entry_from_proto, entry_to_proto};
+
+/// Adds the `Cluster` and `Replica` services of `cluster` to the sync
+/// port's routes.
+pub fn services(cluster: &Arc<Cluster>, config: &crate::config::Config) -> GrpcServices {
+    let max = crate::sync::limits::max_message_bytes(config.network.max_line_bytes);
+    let service = ClusterService::new(cluster.clone());
+    Arc::new(move |routes: &mut tonic::service::RoutesBuilder| {
+        routes
+            .add_service(
+                ClusterServer::new(service.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                ReplicaServer::new(service.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+    })
+}
 
 /// Entries or keys one replica call may carry.
 const MAX_ITEMS: usize = 16_384;

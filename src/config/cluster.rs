@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest replication factor a ring serves (lookups keep the
+/// replicas found so far in a fixed array of this size).
+pub const MAX_REPLICATION_FACTOR: usize = 16;
+
 /// How many replicas must answer a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

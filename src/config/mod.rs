@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use cluster::{ClusterConfig, Consistency};
+pub use cluster::{ClusterConfig, Consistency, MAX_REPLICATION_FACTOR};
 pub use load::{ENV_PREFIX, RESERVED_ENV_VARS};
 
 /// The whole configuration of one node.

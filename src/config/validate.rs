@@ -46,7 +46,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
 
 fn validate_cluster(c: &Config) -> Result<(), ConfigError> {
     let k = &c.cluster;
-    let max_rf = crate::cluster::MAX_REPLICATION_FACTOR;
+    let max_rf = super::MAX_REPLICATION_FACTOR;
     check(
         k.replication_factor <= max_rf,
         "cluster.replication_factor",

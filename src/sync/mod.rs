@@ -69,7 +69,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
         start.store.clone(),
         metrics.clone(),
         tuning.max_message_bytes,
-        start.cluster.cloned(),
+        start.grpc_services.cloned(),
         start.shutdown.subscribe(),
     )
     .await?;
@@ -87,7 +87,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     let mut tasks = Vec::new();
 
     let ae = &config.anti_entropy;
-    let partitioned = start.cluster.is_some();
+    let partitioned = config.cluster.is_partitioned();
     if ae.enabled && partitioned {
         tracing::warn!(
             "periodic anti-entropy rounds are off in a partitioned cluster: a full-tree round \

@@ -1,5 +1,5 @@
-//! The gRPC listener on the sync port: `MerkleSync` (plus `Cluster` and
-//! `Replica` in a partitioned cluster), gRPC health
+//! The gRPC listener on the sync port: `MerkleSync` (plus the services
+//! other subsystems add: `Cluster` and `Replica` in a partitioned cluster), gRPC health
 //! (`grpc.health.v1`) and server reflection (v1 and v1alpha), so `grpcurl
 //! -plaintext host:7380 list` works without a local copy of the proto.
 
@@ -10,17 +10,15 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use super::metrics::SyncMetrics;
 use super::service::SyncService;
-use crate::cluster::service::ClusterService;
-use crate::cluster::Cluster;
-use crate::proto::cluster_server::ClusterServer;
 use crate::proto::merkle_sync_server::MerkleSyncServer;
-use crate::proto::replica_server::ReplicaServer;
 use crate::store::Store;
+use crate::subsystem::GrpcServices;
 
 /// A bound, running sync server.
 pub struct SyncServer {
@@ -30,13 +28,14 @@ pub struct SyncServer {
     pub task: JoinHandle<()>,
 }
 
-/// Binds `listen` and serves until `shutdown` turns `true`.
+/// Binds `listen` and serves until `shutdown` turns `true`; `extra`
+/// services are served beside `MerkleSync`.
 pub async fn serve(
     listen: &str,
     store: Arc<Store>,
     metrics: SyncMetrics,
     max_message_bytes: usize,
-    cluster: Option<Arc<Cluster>>,
+    extra: Option<GrpcServices>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<SyncServer> {
     let listener = TcpListener::bind(listen)
@@ -63,23 +62,19 @@ pub async fn serve(
         .build_v1alpha()
         .context("building gRPC reflection (v1alpha)")?;
 
-    let router = Server::builder()
-        .initial_stream_window_size(super::peer::STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(super::peer::CONNECTION_WINDOW_BYTES)
+    let mut routes = Routes::builder();
+    routes
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(sync)
-        .add_optional_service(cluster.clone().map(|c| {
-            ClusterServer::new(ClusterService::new(c))
-                .max_decoding_message_size(max_message_bytes)
-                .max_encoding_message_size(max_message_bytes)
-        }))
-        .add_optional_service(cluster.map(|c| {
-            ReplicaServer::new(ClusterService::new(c))
-                .max_decoding_message_size(max_message_bytes)
-                .max_encoding_message_size(max_message_bytes)
-        }));
+        .add_service(sync);
+    if let Some(add) = extra {
+        add(&mut routes);
+    }
+    let router = Server::builder()
+        .initial_stream_window_size(super::peer::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(super::peer::CONNECTION_WINDOW_BYTES)
+        .add_routes(routes.routes());
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
