@@ -21,6 +21,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hooks::{Hooks, NodeFacts};
 use crate::metrics::ServerFigures;
+use crate::server::grpc_kv::LateContext;
 use crate::server::idle_poll::IdlePoller;
 use crate::server::stats::Stats;
 use crate::server::{ClientListener, Limits, ServerContext};
@@ -192,10 +193,28 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         wiring.store.clone(),
         assembly.hooks.durability.clone(),
     );
-    wiring.grpc_services = wiring
+    // The sync port also serves the gRPC client API (it reaches the
+    // server context once that exists) and, partitioned, the cluster's.
+    let late_ctx: LateContext = Arc::default();
+    let max_message_bytes =
+        crate::sync::limits::max_message_bytes(wiring.config.network.max_line_bytes);
+    let kv = crate::server::grpc_kv::services(
+        late_ctx.clone(),
+        wiring.config.network.max_line_bytes,
+        max_message_bytes,
+    );
+    let cluster_services = wiring
         .cluster
         .as_ref()
         .map(|c| crate::cluster::service::services(c, &wiring.config));
+    wiring.grpc_services = Some(Arc::new(
+        move |routes: &mut tonic::service::RoutesBuilder| {
+            kv(routes);
+            if let Some(add) = &cluster_services {
+                add(routes);
+            }
+        },
+    ));
     let attached = crate::sync::attach(wiring.start_up()).await?;
     assembly.add(attached, &mut wiring.facts);
     let attached = crate::replication::attach(wiring.start_up()).await?;
@@ -248,6 +267,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         shutdown,
     });
 
+    let _ = late_ctx.set(ctx.clone());
     let listener =
         tokio::spawn(ClientListener::new(client_listener, ctx.clone()).run(DRAIN_TIMEOUT));
     tracing::info!(

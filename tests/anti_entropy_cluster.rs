@@ -200,6 +200,7 @@ fn grpcurl_lists_describes_and_calls_the_service() {
     let services = grpcurl(&["-plaintext", &addr, "list"]);
     for s in [
         "merklekv.v1.MerkleSync",
+        "merklekv.v1.KVStore",
         "grpc.health.v1.Health",
         "grpc.reflection.v1",
     ] {

@@ -224,6 +224,24 @@ fn forwarded_writes_keep_the_coordinators_version_on_every_replica() {
         merklekv::store::node_number("p1"),
         "stamped by the coordinator"
     );
+    // A pipeline reads as if its commands ran one by one, though the
+    // coordinator runs those on different keys at once.
+    let mut pipelined = nodes[0].client();
+    let mut script = String::new();
+    for i in 0..40 {
+        script.push_str(&format!(
+            "SET pipe:{i} a{i}\nGET pipe:{i}\nAPPEND pipe:{i} b\nGET pipe:{i}\n"
+        ));
+    }
+    script.push_str("DBSIZE\n");
+    pipelined.send(script.as_bytes());
+    for i in 0..40 {
+        assert_eq!(pipelined.reply(), "OK");
+        assert_eq!(pipelined.reply(), format!("VALUE a{i}"));
+        assert_eq!(pipelined.reply(), format!("VALUE a{i}b"));
+        assert_eq!(pipelined.reply(), format!("VALUE a{i}b"));
+    }
+    assert!(pipelined.reply().starts_with("DBSIZE "));
     // Read-modify-writes serialise on the primary, whoever coordinates.
     let mut clients: Vec<Client> = nodes.iter().map(NodeProcess::client).collect();
     for round in 0..25 {
@@ -373,4 +391,70 @@ fn a_lying_peer_is_refused_and_counted() {
     let ring = cli(&["cluster", "ring", "--node", &node]);
     assert_eq!(ring.lines().count(), 2 + 2 * 256, "{ring}");
     assert_eq!(nodes[0].client().ask("GET x"), "VALUE 1");
+}
+
+#[test]
+fn grpc_kv_puts_once_per_request_id_and_reports_versions() {
+    use merklekv::proto::kv_store_client::KvStoreClient;
+    let plan = Plan::new(3);
+    let nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 2))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    rt.block_on(async {
+        let mut kv = KvStoreClient::connect(format!("http://127.0.0.1:{}", syncs[0]))
+            .await
+            .expect("connect");
+        let put = |value: &str, request_id: u64| proto::KvPutRequest {
+            key: b"g".to_vec(),
+            value: value.as_bytes().to_vec(),
+            client_id: "client-7".into(),
+            request_id,
+            consistency: "all".into(),
+        };
+        let first = kv.put(put("one", 1)).await.expect("put").into_inner();
+        assert!(!first.replayed);
+        let version = first.version.expect("a version");
+        // A newer write by someone else, then the retry of request 1: the
+        // retry answers as the first attempt did and writes nothing.
+        assert_eq!(nodes[1].client().ask("SET g two"), "OK");
+        let retry = kv.put(put("one", 1)).await.expect("retry").into_inner();
+        assert!(retry.replayed);
+        assert_eq!(retry.version, Some(version));
+        let read = kv
+            .get(proto::KvGetRequest {
+                key: b"g".to_vec(),
+                consistency: "quorum".into(),
+            })
+            .await
+            .expect("get")
+            .into_inner();
+        assert!(read.found);
+        assert_eq!(read.value, b"two");
+        assert!(read.version.expect("version").hlc > version.hlc);
+        // A new request id is a new write.
+        let second = kv.put(put("three", 2)).await.expect("put").into_inner();
+        assert!(!second.replayed);
+        assert_eq!(nodes[2].client().ask("GET g"), "VALUE three");
+        let gone = kv
+            .delete(proto::KvDeleteRequest {
+                key: b"g".to_vec(),
+                client_id: "client-7".into(),
+                request_id: 3,
+                consistency: String::new(),
+            })
+            .await
+            .expect("delete")
+            .into_inner();
+        assert!(gone.existed);
+        assert_eq!(nodes[0].client().ask("GET g"), "NOT_FOUND");
+        let bad = kv
+            .get(proto::KvGetRequest {
+                key: b"g".to_vec(),
+                consistency: "most".into(),
+            })
+            .await
+            .expect_err("bad level");
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    });
 }

@@ -572,3 +572,32 @@ fn hash_changes_with_writes_and_agrees_across_processes() {
         "HASH differs after SYNC"
     );
 }
+
+#[test]
+fn grpc_kv_api_on_a_full_replica_writes_like_set() {
+    use merklekv::proto;
+    use merklekv::proto::kv_store_client::KvStoreClient;
+    let node = NodeProcess::start(NodeSpec::new("kv1"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sync = node.sync_port;
+    let answer = rt.block_on(async move {
+        let mut kv = KvStoreClient::connect(format!("http://127.0.0.1:{sync}"))
+            .await
+            .expect("connect");
+        kv.put(proto::KvPutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            client_id: "c".into(),
+            request_id: 1,
+            consistency: String::new(),
+        })
+        .await
+        .expect("put")
+        .into_inner()
+    });
+    assert!(answer.version.is_some());
+    assert_eq!(node.client().cmd("GET k"), "VALUE v\r\n");
+}

@@ -135,6 +135,24 @@ impl Coordinator {
         out
     }
 
+    /// Whether a read of `key` at `level` is answered by this node's store
+    /// alone (one replica asked, and this node is one).
+    pub fn reads_locally(&self, key: &[u8], level: Option<Consistency>) -> bool {
+        if level.unwrap_or(self.settings.read) != Consistency::One {
+            return false;
+        }
+        let view = self.membership.view();
+        let mut replicas = view
+            .ring
+            .replicas(key, self.membership.replication_factor());
+        while let Some(i) = replicas.next_index() {
+            if matches!(view.links.get(i), Some(None)) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Whether this node replicates `key` (tests and `cluster` tooling).
     pub fn is_replica(&self, key: &[u8]) -> bool {
         let view = self.membership.view();

@@ -88,6 +88,21 @@ impl ReplyBuf {
         self.buf.capacity()
     }
 
+    /// An empty buffer encoding as this one does (protocol, RESP3), for
+    /// replies produced apart and appended later in order.
+    pub fn sibling(&self) -> Self {
+        Self {
+            proto: self.proto,
+            resp3: self.resp3,
+            buf: Vec::with_capacity(64),
+        }
+    }
+
+    /// Appends the replies `other` holds.
+    pub fn extend_from(&mut self, other: &ReplyBuf) {
+        self.buf.extend_from_slice(other.as_bytes());
+    }
+
     /// Drops the buffered bytes (keeps the allocation, shrinking huge ones).
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -19,12 +19,14 @@ use tokio::sync::watch;
 
 use super::action::Action;
 use super::clients::ClientInfo;
+use super::commands::{routed, strings};
 use super::context::ServerContext;
 use super::dispatch;
 use super::replies;
+use super::routed_batch::RoutedBatch;
 use super::run;
 use super::session::Session;
-use crate::protocol::{resp, text, CommandError, Protocol, ReplyBuf};
+use crate::protocol::{resp, text, Command, CommandError, Protocol, ReplyBuf};
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -237,9 +239,11 @@ async fn text_requests(
     out: &mut ReplyBuf,
     max_line: usize,
 ) -> Result<bool, ConnectionError> {
+    let mut batch = RoutedBatch::default();
     loop {
         let Some(pos) = memchr::memchr(b'\n', &input.buf[input.start + input.scanned..]) else {
             input.scanned = input.buf.len() - input.start;
+            batch.run(&conn.ctx, &conn.session, out).await;
             if input.scanned > max_line {
                 conn.refuse(out, "line too long");
                 return Ok(true);
@@ -251,10 +255,20 @@ async fn text_requests(
         input.start = end + 1;
         input.scanned = 0;
         if line.len() > max_line {
+            batch.run(&conn.ctx, &conn.session, out).await;
             conn.refuse(out, "line too long");
             return Ok(true);
         }
-        let action = match text::parse_line(line) {
+        let parsed = text::parse_line(line);
+        let parsed = match parsed {
+            Ok(cmd) if conn.routes(&cmd) => {
+                conn.gather(&mut batch, cmd, out).await;
+                continue;
+            }
+            other => other,
+        };
+        batch.run(&conn.ctx, &conn.session, out).await;
+        let action = match parsed {
             Ok(cmd) => dispatch::execute(cmd, &conn.ctx, &conn.client, &mut conn.session, out),
             Err(CommandError::InvalidUtf8) => {
                 conn.refuse(out, "invalid UTF-8");
@@ -277,12 +291,14 @@ async fn resp_requests(
     out: &mut ReplyBuf,
     sizes: &Sizes,
 ) -> Result<bool, ConnectionError> {
+    let mut batch = RoutedBatch::default();
     loop {
         let consumed =
             match resp::parse_request(&input.buf[input.start..], sizes.max_bulk, &mut input.ranges)
             {
                 Ok(Some(consumed)) => consumed,
                 Ok(None) => {
+                    batch.run(&conn.ctx, &conn.session, out).await;
                     if input.buf.len() - input.start > sizes.max_request {
                         conn.refuse(out, "Protocol error: request too large");
                         return Ok(true);
@@ -290,6 +306,7 @@ async fn resp_requests(
                     return Ok(false);
                 }
                 Err(e) => {
+                    batch.run(&conn.ctx, &conn.session, out).await;
                     conn.refuse(out, &e.to_string());
                     return Ok(true);
                 }
@@ -299,10 +316,15 @@ async fn resp_requests(
         if input.ranges.is_empty() {
             continue;
         }
-        let action = match (
-            resp::to_command(req, &input.ranges),
-            &mut conn.session.multi,
-        ) {
+        let parsed = match resp::to_command(req, &input.ranges) {
+            Ok(cmd) if conn.session.multi.is_none() && conn.routes(&cmd) => {
+                conn.gather(&mut batch, cmd, out).await;
+                continue;
+            }
+            other => other,
+        };
+        batch.run(&conn.ctx, &conn.session, out).await;
+        let action = match (parsed, &mut conn.session.multi) {
             (Ok(cmd), Some(tx)) if !cmd.bypasses_transaction() => {
                 tx.queue(&conn.ctx, req, out);
                 Action::Continue
@@ -328,6 +350,34 @@ fn needs_step(action: &Action<'_>, out: &ReplyBuf) -> bool {
 }
 
 impl Conn {
+    /// Whether `cmd` goes to the partitioned cluster's coordinator.
+    #[inline]
+    fn routes(&self, cmd: &Command<'_>) -> bool {
+        self.ctx.cluster.is_some() && routed::is_routed(cmd)
+    }
+
+    /// Takes a routed command: a GET this node answers alone runs now (no
+    /// batch waits before it); anything else joins the batch, which runs
+    /// first when the command conflicts with it.
+    async fn gather<'a>(&self, batch: &mut RoutedBatch<'a>, cmd: Command<'a>, out: &mut ReplyBuf) {
+        dispatch::count(&self.ctx, &cmd);
+        if batch.is_empty() {
+            if let (Command::Get(key), Some(cluster)) = (&cmd, &self.ctx.cluster) {
+                if cluster
+                    .coordinator
+                    .reads_locally(key, self.session.consistency)
+                {
+                    strings::get(&self.ctx, out, key);
+                    return;
+                }
+            }
+        }
+        if !batch.admits(&cmd) {
+            batch.run(&self.ctx, &self.session, out).await;
+        }
+        batch.push(cmd);
+    }
+
     /// The step every request ends with, in both protocols: runs what the
     /// command asked for, then writes the replies early once they pile up.
     /// Returns whether to close.

@@ -21,6 +21,12 @@ fn kind(cmd: &Command<'_>) -> CommandKind {
     }
 }
 
+/// Counts `cmd` in the command statistics (done by [`execute`]; the
+/// connection calls it for routed commands it batches instead).
+pub fn count(ctx: &ServerContext, cmd: &Command<'_>) {
+    ctx.stats.count(kind(cmd));
+}
+
 /// Executes `cmd`, appending its reply to `out`.
 pub fn execute<'a>(
     cmd: Command<'a>,
