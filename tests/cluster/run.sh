@@ -9,7 +9,8 @@
 # Otherwise it builds the release binary if missing, builds the images
 # offline (tests/cluster/images.sh; set MERKLEKV_SKIP_IMAGES=1 to use
 # existing MERKLEKV_IMAGE / MOSQUITTO_IMAGE instead), runs the scenarios
-# (tests/cluster/fault_tests.py) and exits non-zero when any fails.
+# (tests/cluster/fault_tests.py), then the five-node partitioned cluster
+# (tests/cluster/partitioned.py), and exits non-zero when any fails.
 # Figures: target/cluster/results.json; compose logs of failed scenarios:
 # target/cluster/logs/.
 set -euo pipefail
@@ -41,5 +42,11 @@ else
   echo "== cluster: images ready in $(( $(date +%s) - start )) s"
 fi
 
-# Bounded: the whole run stops (and cleans up) after 20 minutes.
-exec timeout --signal=TERM --kill-after=60 1200 python3 tests/cluster/fault_tests.py "$@"
+# Bounded: the fault scenarios stop (and clean up) after 20 minutes, the
+# partitioned cluster (docker-compose.partitioned.yml) after 5.
+status=0
+timeout --signal=TERM --kill-after=60 1200 python3 tests/cluster/fault_tests.py "$@" || status=$?
+if [ "$#" -eq 0 ]; then
+  timeout --signal=TERM --kill-after=60 300 python3 tests/cluster/partitioned.py || status=$?
+fi
+exit "$status"
