@@ -64,36 +64,53 @@ def bench(port, workload, extra=()):
     return json.loads(out)
 
 
+def cpu_seconds(p):
+    """User + system CPU time of process `p` so far."""
+    with open(f"/proc/{p.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(p):
     with open(f"/proc/{p.pid}/statm") as f:
         return int(f.read().split()[1]) * 4096
 
 
 def forwarding():
-    args = ["--clients", "50", "--pipeline", "16", "--requests", "800000", "--keyspace", "1"]
+    requests = 800000
+    args = ["--clients", "50", "--pipeline", "16", "--requests", str(requests), "--keyspace", "1"]
     nodes = [start(i, 2, 1, {"MERKLE_KV_CLUSTER_READ_CONSISTENCY": "one"}) for i in range(2)]
     solo = start(5, 1, 0)
     try:
         wait_ring(2)
         print(cmd(21000, "SET key:0 " + "v" * 100), cmd(21005, "SET key:0 " + "v" * 100))
         owner = 0 if cmd(21000, "DBSIZE") == "DBSIZE 1" else 1
-        ports = {"standalone (full replica)": 21005, "cluster, owner (local read)": 21000 + owner,
-                 "cluster, non-owner (forwarded)": 21000 + (1 - owner)}
-        results = {k: [] for k in ports}
-        p99 = {k: [] for k in ports}
+        cases = {
+            "standalone (full replica)": (21005, [solo]),
+            "cluster, owner (local read)": (21000 + owner, nodes),
+            "cluster, non-owner (forwarded)": (21000 + (1 - owner), nodes),
+        }
+        results = {k: [] for k in cases}
+        p99 = {k: [] for k in cases}
+        cpu = {k: [] for k in cases}
         for _ in range(3):
-            for name, port in ports.items():
+            for name, (port, servers) in cases.items():
+                before = sum(cpu_seconds(p) for p in servers)
                 report = bench(port, "get", args)
+                used = sum(cpu_seconds(p) for p in servers) - before
                 if report["errors"]:
                     sys.exit(f"{name}: {report['errors']} errors")
                 results[name].append(report["ops_per_sec"])
                 p99[name].append(report["p99_ms"])
-        for name, r in results.items():
-            print(f"{name:34} GET ops/s per round: {[round(x) for x in r]}  median {sorted(r)[1]:.0f}"
-                  f"  p99 ms median {sorted(p99[name])[1]:.2f}")
-        local = sorted(results["cluster, owner (local read)"])[1]
-        fwd = sorted(results["cluster, non-owner (forwarded)"])[1]
-        print(f"forwarded / local throughput: {fwd / local:.2f} (cost ratio {local / fwd:.2f}x)")
+                cpu[name].append(used * 1e6 / requests)
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        for name in cases:
+            print(f"{name:32} GET ops/s {[round(x) for x in results[name]]} median {med(results[name]):.0f}"
+                  f" | p99 ms {med(p99[name]):.2f} | server CPU us/GET (all nodes) "
+                  f"{[round(x, 2) for x in cpu[name]]} median {med(cpu[name]):.2f}")
+        local, fwd = "cluster, owner (local read)", "cluster, non-owner (forwarded)"
+        print(f"forwarded / local: throughput {med(results[fwd]) / med(results[local]):.2f}, "
+              f"server CPU per GET {med(cpu[fwd]) / med(cpu[local]):.2f}x")
     finally:
         for p in nodes + [solo]:
             p.kill()

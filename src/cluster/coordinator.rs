@@ -370,20 +370,44 @@ impl Coordinator {
         }
         self.count("read");
         spares.reverse(); // pop() takes them in ring order
+        if required - answers.len() == 1 {
+            // One answer still wanted: ask the replicas in turn, no set of
+            // futures to keep.
+            let one = async {
+                while let Some(link) = spares.pop() {
+                    let answer = match link.read(key) {
+                        Ok(reply) => reply.await,
+                        Err(e) => Err(e),
+                    };
+                    match answer {
+                        Ok(a) => return Some(a),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "replica did not answer a read");
+                            self.metrics.count_failure(&e);
+                        }
+                    }
+                }
+                None
+            };
+            if let Ok(Some(a)) = tokio::time::timeout(self.settings.timeout, one).await {
+                answers.push(a);
+                return Ok(newest(answers));
+            }
+            self.metrics
+                .unavailable
+                .get_or_create(&[("kind", "read")])
+                .inc();
+            return Err(ClusterError::Unavailable {
+                answered: answers.len(),
+                required,
+            });
+        }
         let mut pending = FuturesUnordered::new();
         let ask =
             |link: Arc<PeerLink>,
              pending: &mut FuturesUnordered<BoxFuture<Result<ReadAnswer, PeerError>>>| {
                 match link.read(key) {
-                    Ok(reply) => {
-                        let peer = link.node_id.clone();
-                        pending.push(Box::pin(async move {
-                            match reply.await {
-                                Ok(answer) => answer,
-                                Err(_) => Err(PeerError::Closed(peer)),
-                            }
-                        }));
-                    }
+                    Ok(reply) => pending.push(Box::pin(reply)),
                     Err(e) => self.metrics.count_failure(&e),
                 }
             };

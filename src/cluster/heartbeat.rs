@@ -117,6 +117,9 @@ pub async fn run(
                 }
             }
         }
+        for link in cluster.membership.links() {
+            link.refresh();
+        }
         cluster
             .metrics
             .members_up

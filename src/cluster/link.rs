@@ -2,7 +2,7 @@
 //! to the peer shares, the peer's liveness as heartbeats saw it, and the
 //! batchers that coalesce replica reads and writes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ pub struct LinkSettings {
 /// What a replica answered for one key: its entry, if it holds one.
 pub type ReadAnswer = Option<Entry>;
 
+/// A `Read` answer as it comes off the wire: the key the entry is for
+/// (checked against the asked key by [`PeerLink::read`]) and the entry.
+type KeyedAnswer = Option<(Box<[u8]>, Entry)>;
+
 /// What a replica answered for one applied entry: whether the key was live
 /// before, or `None` when it refused the entry (a version beyond its clock
 /// bound, or too large).
@@ -45,10 +49,13 @@ pub struct PeerLink {
     replica: ReplicaClient<Channel>,
     cluster: ClusterClient<Channel>,
     apply: Batcher<proto::Entry, ApplyAnswer>,
-    read: Batcher<Vec<u8>, ReadAnswer>,
+    read: Batcher<Vec<u8>, KeyedAnswer>,
     epoch: Instant,
     /// Milliseconds after `epoch` of the last answer (0 = never).
     last_ok_ms: AtomicU64,
+    /// Whether the peer answered within the failure timeout, as of the
+    /// last heartbeat tick or answer (read on every request: no clock).
+    up: AtomicBool,
     key_count: AtomicU64,
     memory_bytes: AtomicU64,
     failure_timeout: Duration,
@@ -101,21 +108,31 @@ impl PeerLink {
             read,
             epoch: Instant::now(),
             last_ok_ms: AtomicU64::new(0),
+            up: AtomicBool::new(false),
             key_count: AtomicU64::new(0),
             memory_bytes: AtomicU64::new(0),
             failure_timeout: settings.failure_timeout,
         }))
     }
 
-    /// Whether the peer answered within the failure timeout.
+    /// Whether the peer answered within the failure timeout, as of the
+    /// last [`PeerLink::refresh`] or answer.
+    #[inline]
     pub fn is_up(&self) -> bool {
-        match self.last_ok_ms.load(Ordering::Relaxed) {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Re-decides [`PeerLink::is_up`] from the time of the last answer
+    /// (every heartbeat tick).
+    pub fn refresh(&self) {
+        let up = match self.last_ok_ms.load(Ordering::Relaxed) {
             0 => false,
             at => {
                 let now = self.epoch.elapsed().as_millis() as u64;
                 now.saturating_sub(at) < self.failure_timeout.as_millis() as u64
             }
-        }
+        };
+        self.up.store(up, Ordering::Relaxed);
     }
 
     /// Milliseconds since the peer last answered (`None`: never).
@@ -131,6 +148,7 @@ impl PeerLink {
     pub fn mark_seen(&self, size: Option<(u64, u64)>) {
         let now = (self.epoch.elapsed().as_millis() as u64).max(1);
         self.last_ok_ms.store(now, Ordering::Relaxed);
+        self.up.store(true, Ordering::Relaxed);
         if let Some((keys, bytes)) = size {
             self.key_count.store(keys, Ordering::Relaxed);
             self.memory_bytes.store(bytes, Ordering::Relaxed);
@@ -163,9 +181,27 @@ impl PeerLink {
         self.apply.submit(wire, bytes)
     }
 
-    /// Queues `key` for the peer's next `Read`.
-    pub fn read(&self, key: &[u8]) -> Result<Reply<ReadAnswer>, PeerError> {
-        self.read.submit(key.to_vec(), key.len() + 4)
+    /// Queues `key` for the peer's next `Read`; resolves to the peer's
+    /// entry for it (an entry for another key is a bad answer).
+    pub fn read(
+        &self,
+        key: &[u8],
+    ) -> Result<
+        impl std::future::Future<Output = Result<ReadAnswer, PeerError>> + Send + 'static,
+        PeerError,
+    > {
+        let reply = self.read.submit(key.to_vec(), key.len() + 4)?;
+        let asked: smallvec::SmallVec<[u8; 32]> = key.into();
+        let peer = self.node_id.clone();
+        Ok(async move {
+            match reply.await {
+                Ok(Ok(None)) => Ok(None),
+                Ok(Ok(Some((got, entry)))) if *got == *asked => Ok(Some(entry)),
+                Ok(Ok(Some(_))) => Err(bad_answer("Read", &peer, "an entry for another key")),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(PeerError::Closed(peer)),
+            }
+        })
     }
 }
 
@@ -218,14 +254,14 @@ fn apply_sender(
     })
 }
 
-fn read_sender(peer: &str, client: &ReplicaClient<Channel>) -> SendBatch<Vec<u8>, ReadAnswer> {
+fn read_sender(peer: &str, client: &ReplicaClient<Channel>) -> SendBatch<Vec<u8>, KeyedAnswer> {
     let (peer, client) = (peer.to_owned(), client.clone());
     Arc::new(move |keys: Vec<Vec<u8>>| {
         let (peer, mut client) = (peer.clone(), client.clone());
         Box::pin(async move {
             let asked = keys.len();
             let answer = client
-                .read(proto::ReadRequest { keys: keys.clone() })
+                .read(proto::ReadRequest { keys })
                 .await
                 .map_err(|s| call_failed("Read", &peer, &s))?
                 .into_inner();
@@ -237,17 +273,14 @@ fn read_sender(peer: &str, client: &ReplicaClient<Channel>) -> SendBatch<Vec<u8>
                 ));
             }
             let mut out = Vec::with_capacity(asked);
-            for (wire, key) in answer.entries.into_iter().zip(&keys) {
+            for wire in answer.entries {
                 if wire.version.is_none() {
                     out.push(None);
                     continue;
                 }
-                let (got, entry) =
+                let keyed =
                     entry_from_proto(wire).map_err(|e| bad_answer("Read", &peer, e.to_string()))?;
-                if &*got != key.as_slice() {
-                    return Err(bad_answer("Read", &peer, "an entry for another key"));
-                }
-                out.push(Some(entry));
+                out.push(Some(keyed));
             }
             Ok(out)
         })
