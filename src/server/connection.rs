@@ -19,14 +19,14 @@ use tokio::sync::watch;
 
 use super::action::Action;
 use super::clients::ClientInfo;
-use super::commands::{routed, strings};
 use super::context::ServerContext;
 use super::dispatch;
 use super::replies;
-use super::routed_batch::RoutedBatch;
 use super::run;
 use super::session::Session;
-use crate::protocol::{resp, text, Command, CommandError, Protocol, ReplyBuf};
+use crate::protocol::{resp, text, CommandError, Protocol, ReplyBuf};
+
+mod routed;
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -57,11 +57,13 @@ pub async fn serve(
 ) -> Result<(), ConnectionError> {
     let _ = stream.set_nodelay(true);
     let sizes = Sizes::of(&ctx);
+    let partitioned = ctx.cluster.is_some();
     let mut conn = Conn {
         stream,
         ctx,
         client,
         session: Session::default(),
+        partitioned,
         refused: false,
     };
     let mut input = Input {
@@ -125,7 +127,15 @@ pub async fn serve(
             })
         });
         let close = match out.protocol() {
+            // A partitioned node gathers keyed commands for the
+            // coordinator (`routed`); a full replica runs each at once.
+            Protocol::Text if conn.partitioned => {
+                routed::text_requests(&mut conn, &mut input, out, sizes.max_line).await?
+            }
             Protocol::Text => text_requests(&mut conn, &mut input, out, sizes.max_line).await?,
+            Protocol::Resp if conn.partitioned => {
+                routed::resp_requests(&mut conn, &mut input, out, &sizes).await?
+            }
             Protocol::Resp => resp_requests(&mut conn, &mut input, out, &sizes).await?,
         };
         if conn.flush(out).await? || close {
@@ -178,6 +188,8 @@ struct Conn {
     ctx: Arc<ServerContext>,
     client: Arc<ClientInfo>,
     session: Session,
+    /// Keyed commands go to the partitioned cluster's coordinator.
+    partitioned: bool,
     /// Closing because of bad input: linger so the client can read why.
     refused: bool,
 }
@@ -239,11 +251,9 @@ async fn text_requests(
     out: &mut ReplyBuf,
     max_line: usize,
 ) -> Result<bool, ConnectionError> {
-    let mut batch = RoutedBatch::default();
     loop {
         let Some(pos) = memchr::memchr(b'\n', &input.buf[input.start + input.scanned..]) else {
             input.scanned = input.buf.len() - input.start;
-            batch.run(&conn.ctx, &conn.session, out).await;
             if input.scanned > max_line {
                 conn.refuse(out, "line too long");
                 return Ok(true);
@@ -255,20 +265,10 @@ async fn text_requests(
         input.start = end + 1;
         input.scanned = 0;
         if line.len() > max_line {
-            batch.run(&conn.ctx, &conn.session, out).await;
             conn.refuse(out, "line too long");
             return Ok(true);
         }
-        let parsed = text::parse_line(line);
-        let parsed = match parsed {
-            Ok(cmd) if conn.routes(&cmd) => {
-                conn.gather(&mut batch, cmd, out).await;
-                continue;
-            }
-            other => other,
-        };
-        batch.run(&conn.ctx, &conn.session, out).await;
-        let action = match parsed {
+        let action = match text::parse_line(line) {
             Ok(cmd) => dispatch::execute(cmd, &conn.ctx, &conn.client, &mut conn.session, out),
             Err(CommandError::InvalidUtf8) => {
                 conn.refuse(out, "invalid UTF-8");
@@ -291,14 +291,12 @@ async fn resp_requests(
     out: &mut ReplyBuf,
     sizes: &Sizes,
 ) -> Result<bool, ConnectionError> {
-    let mut batch = RoutedBatch::default();
     loop {
         let consumed =
             match resp::parse_request(&input.buf[input.start..], sizes.max_bulk, &mut input.ranges)
             {
                 Ok(Some(consumed)) => consumed,
                 Ok(None) => {
-                    batch.run(&conn.ctx, &conn.session, out).await;
                     if input.buf.len() - input.start > sizes.max_request {
                         conn.refuse(out, "Protocol error: request too large");
                         return Ok(true);
@@ -306,7 +304,6 @@ async fn resp_requests(
                     return Ok(false);
                 }
                 Err(e) => {
-                    batch.run(&conn.ctx, &conn.session, out).await;
                     conn.refuse(out, &e.to_string());
                     return Ok(true);
                 }
@@ -316,15 +313,10 @@ async fn resp_requests(
         if input.ranges.is_empty() {
             continue;
         }
-        let parsed = match resp::to_command(req, &input.ranges) {
-            Ok(cmd) if conn.session.multi.is_none() && conn.routes(&cmd) => {
-                conn.gather(&mut batch, cmd, out).await;
-                continue;
-            }
-            other => other,
-        };
-        batch.run(&conn.ctx, &conn.session, out).await;
-        let action = match (parsed, &mut conn.session.multi) {
+        let action = match (
+            resp::to_command(req, &input.ranges),
+            &mut conn.session.multi,
+        ) {
             (Ok(cmd), Some(tx)) if !cmd.bypasses_transaction() => {
                 tx.queue(&conn.ctx, req, out);
                 Action::Continue
@@ -346,38 +338,10 @@ async fn resp_requests(
 /// Whether [`Conn::step`] has anything to do: most requests only want the
 /// connection to keep reading, and skip the await.
 fn needs_step(action: &Action<'_>, out: &ReplyBuf) -> bool {
-    *action != Action::Continue || out.len() >= OUT_FLUSH_BYTES
+    !matches!(action, Action::Continue) || out.len() >= OUT_FLUSH_BYTES
 }
 
 impl Conn {
-    /// Whether `cmd` goes to the partitioned cluster's coordinator.
-    #[inline]
-    fn routes(&self, cmd: &Command<'_>) -> bool {
-        self.ctx.cluster.is_some() && routed::is_routed(cmd)
-    }
-
-    /// Takes a routed command: a GET this node answers alone runs now (no
-    /// batch waits before it); anything else joins the batch, which runs
-    /// first when the command conflicts with it.
-    async fn gather<'a>(&self, batch: &mut RoutedBatch<'a>, cmd: Command<'a>, out: &mut ReplyBuf) {
-        dispatch::count(&self.ctx, &cmd);
-        if batch.is_empty() {
-            if let (Command::Get(key), Some(cluster)) = (&cmd, &self.ctx.cluster) {
-                if cluster
-                    .coordinator
-                    .reads_locally(key, self.session.consistency)
-                {
-                    strings::get(&self.ctx, out, key);
-                    return;
-                }
-            }
-        }
-        if !batch.admits(&cmd) {
-            batch.run(&self.ctx, &self.session, out).await;
-        }
-        batch.push(cmd);
-    }
-
     /// The step every request ends with, in both protocols: runs what the
     /// command asked for, then writes the replies early once they pile up.
     /// Returns whether to close.

@@ -23,6 +23,7 @@ fn kind(cmd: &Command<'_>) -> CommandKind {
 
 /// Counts `cmd` in the command statistics (done by [`execute`]; the
 /// connection calls it for routed commands it batches instead).
+#[inline]
 pub fn count(ctx: &ServerContext, cmd: &Command<'_>) {
     ctx.stats.count(kind(cmd));
 }

@@ -9,7 +9,7 @@
 
 use futures_util::future::join_all;
 
-use super::commands::routed;
+use super::commands::{routed, strings};
 use super::context::ServerContext;
 use super::session::Session;
 use crate::protocol::{Command, ReplyBuf};
@@ -26,9 +26,29 @@ pub struct RoutedBatch<'a> {
 }
 
 impl<'a> RoutedBatch<'a> {
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
+    /// Takes a keyed command: a GET this node answers alone runs now (when
+    /// no batch waits before it); anything else joins the batch, which runs
+    /// first when the command conflicts with it.
+    pub async fn gather(
+        &mut self,
+        ctx: &ServerContext,
+        session: &Session,
+        cmd: Command<'a>,
+        out: &mut ReplyBuf,
+    ) {
+        super::dispatch::count(ctx, &cmd);
+        if self.commands.is_empty() {
+            if let (Command::Get(key), Some(cluster)) = (&cmd, &ctx.cluster) {
+                if cluster.coordinator.reads_locally(key, session.consistency) {
+                    strings::get(ctx, out, key);
+                    return;
+                }
+            }
+        }
+        if !self.admits(&cmd) {
+            self.run(ctx, session, out).await;
+        }
+        self.push(cmd);
     }
 
     /// Whether `cmd` may run together with the waiting commands: no key it
@@ -54,6 +74,9 @@ impl<'a> RoutedBatch<'a> {
     /// Runs the waiting commands at once and appends their replies in
     /// order.
     pub async fn run(&mut self, ctx: &ServerContext, session: &Session, out: &mut ReplyBuf) {
+        if self.commands.is_empty() {
+            return;
+        }
         let Some(cluster) = &ctx.cluster else {
             self.commands.clear();
             self.keys.clear();

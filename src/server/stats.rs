@@ -53,6 +53,7 @@ pub enum CommandKind {
 
 impl Stats {
     /// Counts one executed command.
+    #[inline]
     pub fn count(&self, kind: CommandKind) {
         self.total_commands.incr();
         let c = match kind {
