@@ -458,3 +458,64 @@ fn grpc_kv_puts_once_per_request_id_and_reports_versions() {
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     });
 }
+
+#[test]
+fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
+    // Three nodes, RF 3; p3 is frozen (SIGSTOP): it accepts connections
+    // but answers nothing.
+    let plan = Plan::new(3);
+    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    let mut c1 = nodes[0].client();
+    assert_eq!(c1.ask("SET before v"), "OK");
+    let signal = |sig: &str, pid: u32| {
+        let done = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(done.success());
+    };
+    let frozen = nodes[2].child.id();
+    signal("-STOP", frozen);
+    // Quorum needs p1 and p2 only: no wait for p3.
+    let started = Instant::now();
+    assert_eq!(c1.ask("SET during v"), "OK");
+    assert_eq!(c1.ask("GET during"), "VALUE v");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    // `all` waits for p3 until cluster.request_timeout_ms (1 s), then answers.
+    assert_eq!(c1.ask("CONSISTENCY all"), "OK");
+    let started = Instant::now();
+    assert_eq!(
+        c1.ask("SET stalled v"),
+        "ERROR unavailable: 2 of 3 replicas answered"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // Once p3 is seen down (no heartbeat answer for 1 s) it is not waited for.
+    assert!(wait_until(Duration::from_secs(10), || {
+        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
+    }));
+    let started = Instant::now();
+    assert_eq!(
+        c1.ask("GET before"),
+        "ERROR unavailable: 2 of 3 replicas answered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    signal("-CONT", frozen);
+    assert!(wait_until(Duration::from_secs(10), || c1.ask("GET before")
+        == "VALUE v"));
+    nodes[2].kill();
+}
