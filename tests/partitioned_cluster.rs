@@ -519,3 +519,81 @@ fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
         == "VALUE v"));
     nodes[2].kill();
 }
+
+#[test]
+fn a_quorum_read_repairs_the_stale_replica() {
+    // Three nodes, RF 3. Newer entries are merged by hand into p1 and p2
+    // only (as a coordinator would, had p3 missed them); a quorum read
+    // through p3 (its own stale copy plus one fresh replica) writes the
+    // newest back to p3.
+    let plan = Plan::new(3);
+    let nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    let mut c1 = nodes[0].client();
+    assert_eq!(c1.ask("SET fresh v0"), "OK");
+    assert_eq!(c1.ask("SET gone v0"), "OK");
+    let version = proto::Version {
+        hlc: merklekv::clock::from_physical_ms(merklekv::clock::wall_clock_ms() + 10),
+        node: merklekv::store::node_number("by-hand"),
+    };
+    let newer = vec![
+        proto::Entry {
+            key: b"fresh".to_vec(),
+            value: b"v1".to_vec(),
+            tombstone: false,
+            version: Some(version),
+        },
+        proto::Entry {
+            key: b"gone".to_vec(),
+            value: Vec::new(),
+            tombstone: true,
+            version: Some(version),
+        },
+    ];
+    for sync in &syncs[..2] {
+        rt.block_on(async {
+            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
+                .await
+                .expect("connect");
+            let answer = c
+                .apply(proto::ApplyRequest {
+                    entries: newer.clone(),
+                })
+                .await
+                .expect("apply")
+                .into_inner();
+            assert!(answer.refused.is_empty());
+        });
+    }
+    let local = |sync: u16| {
+        rt.block_on(async {
+            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
+                .await
+                .expect("connect");
+            c.read(proto::ReadRequest {
+                keys: vec![b"fresh".to_vec(), b"gone".to_vec()],
+            })
+            .await
+            .expect("read")
+            .into_inner()
+            .entries
+        })
+    };
+    assert_eq!(local(syncs[2])[0].value, b"v0", "p3 is stale");
+    let mut c3 = nodes[2].client();
+    assert_eq!(c3.ask("GET fresh"), "VALUE v1");
+    assert_eq!(c3.ask("GET gone"), "NOT_FOUND");
+    let repaired = local(syncs[2]);
+    assert_eq!(repaired[0].value, b"v1");
+    assert_eq!(repaired[0].version, Some(version));
+    assert!(
+        repaired[1].tombstone,
+        "the delete reached p3 as a tombstone"
+    );
+    assert_eq!(
+        common::metric(nodes[2].metrics_port, "merklekv_cluster_read_repairs_total"),
+        2.0
+    );
+}

@@ -87,6 +87,9 @@ enum Target {
 
 type Targets = SmallVec<[Target; 4]>;
 
+/// Read answers and who gave them (`None`: this node).
+type Answers = SmallVec<[(Option<Arc<PeerLink>>, ReadAnswer); 4]>;
+
 /// Coordinates requests over the ring.
 pub struct Coordinator {
     store: Arc<Store>,
@@ -342,7 +345,9 @@ impl Coordinator {
     }
 
     /// The newest entry any of R replicas of `key` holds (tombstones
-    /// included), at the level (default: `read_consistency`).
+    /// included), at the level (default: `read_consistency`). When the
+    /// replicas that answered disagree, the stale ones are repaired with
+    /// the newest entry off the reply path ([`Coordinator::repair`]).
     pub async fn read(
         &self,
         key: &[u8],
@@ -352,25 +357,22 @@ impl Coordinator {
         let targets = self.targets(&view, key);
         let required = level.unwrap_or(self.settings.read).required(targets.len());
         // This node first: its answer costs nothing.
-        let mut local: Option<ReadAnswer> = None;
+        let mut answers: Answers = SmallVec::new();
         let mut spares: SmallVec<[Arc<PeerLink>; 4]> = SmallVec::new();
         for target in targets {
             match target {
-                Target::Local => local = Some(self.store.entry(key)),
+                Target::Local => answers.push((None, self.store.entry(key))),
                 Target::Up(link) => spares.push(link),
                 Target::Down => {}
             }
         }
-        let mut answers: SmallVec<[ReadAnswer; 4]> = SmallVec::new();
-        if let Some(answer) = local {
-            answers.push(answer);
-        }
         if answers.len() >= required {
-            return Ok(newest(answers));
+            return Ok(self.newest(key, answers));
         }
         self.count("read");
         spares.reverse(); // pop() takes them in ring order
-        if required - answers.len() == 1 {
+        let wanted = required - answers.len();
+        let gathered = if wanted == 1 {
             // One answer still wanted: ask the replicas in turn, no set of
             // futures to keep.
             let one = async {
@@ -380,7 +382,7 @@ impl Coordinator {
                         Err(e) => Err(e),
                     };
                     match answer {
-                        Ok(a) => return Some(a),
+                        Ok(a) => return Some((Some(link), a)),
                         Err(e) => {
                             tracing::debug!(error = %e, "replica did not answer a read");
                             self.metrics.count_failure(&e);
@@ -389,37 +391,53 @@ impl Coordinator {
                 }
                 None
             };
-            if let Ok(Some(a)) = tokio::time::timeout(self.settings.timeout, one).await {
-                answers.push(a);
-                return Ok(newest(answers));
+            let got = tokio::time::timeout(self.settings.timeout, one).await;
+            if let Ok(Some(answer)) = got {
+                answers.push(answer);
             }
+            answers.len() >= required
+        } else {
+            self.gather_reads(key, required, &mut answers, &mut spares)
+                .await
+        };
+        if gathered {
+            Ok(self.newest(key, answers))
+        } else {
             self.metrics
                 .unavailable
                 .get_or_create(&[("kind", "read")])
                 .inc();
-            return Err(ClusterError::Unavailable {
+            Err(ClusterError::Unavailable {
                 answered: answers.len(),
                 required,
-            });
+            })
         }
-        let mut pending = FuturesUnordered::new();
-        let ask =
-            |link: Arc<PeerLink>,
-             pending: &mut FuturesUnordered<BoxFuture<Result<ReadAnswer, PeerError>>>| {
-                match link.read(key) {
-                    Ok(reply) => pending.push(Box::pin(reply)),
-                    Err(e) => self.metrics.count_failure(&e),
-                }
-            };
+    }
+
+    /// Asks replicas from `spares` at once until `required` answers are in
+    /// (trying the next spare for each failure) or the timeout passed.
+    async fn gather_reads(
+        &self,
+        key: &[u8],
+        required: usize,
+        answers: &mut Answers,
+        spares: &mut SmallVec<[Arc<PeerLink>; 4]>,
+    ) -> bool {
+        type Pending = FuturesUnordered<BoxFuture<(Arc<PeerLink>, Result<ReadAnswer, PeerError>)>>;
+        let mut pending: Pending = FuturesUnordered::new();
+        let ask = |link: Arc<PeerLink>, pending: &mut Pending| match link.read(key) {
+            Ok(reply) => pending.push(Box::pin(async move { (link, reply.await) })),
+            Err(e) => self.metrics.count_failure(&e),
+        };
         while answers.len() + pending.len() < required {
             let Some(link) = spares.pop() else { break };
             ask(link, &mut pending);
         }
         let wait = async {
-            while let Some(answer) = pending.next().await {
+            while let Some((link, answer)) = pending.next().await {
                 match answer {
                     Ok(a) => {
-                        answers.push(a);
+                        answers.push((Some(link), a));
                         if answers.len() >= required {
                             return;
                         }
@@ -435,17 +453,43 @@ impl Coordinator {
             }
         };
         let _ = tokio::time::timeout(self.settings.timeout, wait).await;
-        if answers.len() >= required {
-            Ok(newest(answers))
-        } else {
-            self.metrics
-                .unavailable
-                .get_or_create(&[("kind", "read")])
-                .inc();
-            Err(ClusterError::Unavailable {
-                answered: answers.len(),
-                required,
-            })
+        answers.len() >= required
+    }
+
+    /// The newest of the replicas' answers; replicas that answered older
+    /// (or nothing) get it written back.
+    fn newest(&self, key: &[u8], answers: Answers) -> Option<Entry> {
+        let newest = answers
+            .iter()
+            .filter_map(|(_, a)| a.as_ref())
+            .max_by_key(|e| e.version)
+            .cloned();
+        if let (Some(entry), true) = (&newest, answers.len() > 1) {
+            for (source, answer) in &answers {
+                if answer.as_ref().map(|e| e.version) != Some(entry.version) {
+                    self.repair(key, source.as_deref(), entry);
+                }
+            }
+        }
+        newest
+    }
+
+    /// Read repair: writes `entry` to a replica that answered an older
+    /// version (`None` = this node's store). The remote write is queued on
+    /// the replica's link and not waited for.
+    fn repair(&self, key: &[u8], replica: Option<&PeerLink>, entry: &Entry) {
+        self.metrics.read_repairs.inc();
+        match replica {
+            None => {
+                if let Err(e) = self.store.merge(key, entry.clone()) {
+                    tracing::warn!(error = %e, "read repair of this node's copy failed");
+                }
+            }
+            Some(link) => {
+                if let Err(e) = link.apply(key, entry) {
+                    self.metrics.count_failure(&e);
+                }
+            }
         }
     }
 
@@ -598,9 +642,4 @@ impl Coordinator {
         }
         self.quorum(pending, required, "flush").await.map(|_| ())
     }
-}
-
-/// The newest of the replicas' answers.
-fn newest(answers: SmallVec<[ReadAnswer; 4]>) -> Option<Entry> {
-    answers.into_iter().flatten().max_by_key(|e| e.version)
 }

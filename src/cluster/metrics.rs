@@ -26,6 +26,8 @@ pub struct ClusterMetrics {
     pub replica_failures: Family<Labels, Counter>,
     /// Heartbeats that got no answer.
     pub heartbeat_failures: Counter,
+    /// Stale replicas a read wrote the newest entry back to.
+    pub read_repairs: Counter,
     /// Ring states from peers that were refused, by reason (`invalid`,
     /// `mismatch` = other vnodes or replication factor, `conflict` = same
     /// version, other members).
@@ -48,6 +50,7 @@ impl Default for ClusterMetrics {
             batch_items: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             replica_failures: Family::default(),
             heartbeat_failures: Counter::default(),
+            read_repairs: Counter::default(),
             ring_states_refused: Family::default(),
             members: Gauge::default(),
             members_up: Gauge::default(),
@@ -89,6 +92,11 @@ impl ClusterMetrics {
             "heartbeat_failures",
             "Heartbeats that got no answer",
             self.heartbeat_failures.clone(),
+        );
+        r.register(
+            "read_repairs",
+            "Stale replicas a read wrote the newest entry back to",
+            self.read_repairs.clone(),
         );
         r.register(
             "ring_states_refused",
