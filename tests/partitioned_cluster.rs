@@ -597,3 +597,56 @@ fn a_quorum_read_repairs_the_stale_replica() {
         2.0
     );
 }
+
+#[test]
+fn hints_bring_a_returning_replica_up_to_date_without_anti_entropy() {
+    // Three nodes, RF 3, anti-entropy off (the harness default). p3 is
+    // killed; writes through p1 succeed at quorum and leave hints for p3;
+    // p3 restarts empty (persistence off) and receives exactly those writes
+    // within a heartbeat or two of being seen up.
+    let plan = Plan::new(3);
+    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    nodes[2].kill();
+    assert!(wait_until(Duration::from_secs(10), || {
+        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
+    }));
+    let keys: Vec<String> = (0..300).map(|i| format!("hinted:{i}")).collect();
+    let mut c1 = nodes[0].client();
+    for key in &keys {
+        assert_eq!(c1.ask(&format!("SET {key} v")), "OK");
+    }
+    assert_eq!(c1.ask("DEL hinted:7"), "DELETED");
+    let p1_metrics = nodes[0].metrics_port;
+    assert_eq!(
+        common::metric(p1_metrics, "merklekv_cluster_hints_stored_total"),
+        301.0
+    );
+    let spec = plan.spec(2, 3);
+    nodes[2] = plan.start(2, spec);
+    let back = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            held_locally(&rt, syncs[2], &keys).iter().all(|held| *held)
+        }),
+        "p3 did not get its hints"
+    );
+    let took = back.elapsed();
+    assert!(took < Duration::from_secs(5), "hints took {took:?}");
+    assert_eq!(
+        common::metric(p1_metrics, "merklekv_cluster_hints_delivered_total"),
+        301.0
+    );
+    assert_eq!(
+        common::metric(p1_metrics, "merklekv_cluster_hints_bytes"),
+        0.0
+    );
+    // The delete arrived as a tombstone: p3 alone (CONSISTENCY one) reads
+    // it as absent.
+    let mut c3 = nodes[2].client();
+    assert_eq!(c3.ask("CONSISTENCY one"), "OK");
+    assert_eq!(c3.ask("GET hinted:7"), "NOT_FOUND");
+    assert_eq!(c3.ask("GET hinted:8"), "VALUE v");
+}

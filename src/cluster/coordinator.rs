@@ -21,8 +21,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use smallvec::SmallVec;
 
 use super::error::{ClusterError, PeerError};
+use super::hints::Hints;
 use super::link::{PeerLink, ReadAnswer};
-use super::membership::{Membership, RingView};
+use super::membership::{Membership, RingView, Slot};
 use super::metrics::ClusterMetrics;
 use crate::config::Consistency;
 use crate::hooks::{BoxFuture, Durability};
@@ -81,8 +82,9 @@ enum Target {
     Local,
     /// A peer seen up.
     Up(Arc<PeerLink>),
-    /// A peer not seen up (or unreachable): not asked.
-    Down,
+    /// A peer not seen up (or unreachable): not asked; writes for it
+    /// become hints.
+    Down(Arc<str>),
 }
 
 type Targets = SmallVec<[Target; 4]>;
@@ -94,6 +96,7 @@ type Answers = SmallVec<[(Option<Arc<PeerLink>>, ReadAnswer); 4]>;
 pub struct Coordinator {
     store: Arc<Store>,
     membership: Arc<Membership>,
+    hints: Arc<Hints>,
     durability: Option<Arc<dyn Durability>>,
     settings: Settings,
     metrics: ClusterMetrics,
@@ -104,6 +107,7 @@ impl Coordinator {
     pub fn new(
         store: Arc<Store>,
         membership: Arc<Membership>,
+        hints: Arc<Hints>,
         durability: Option<Arc<dyn Durability>>,
         settings: Settings,
         metrics: ClusterMetrics,
@@ -111,6 +115,7 @@ impl Coordinator {
         Self {
             store,
             membership,
+            hints,
             durability,
             settings,
             metrics,
@@ -130,9 +135,11 @@ impl Coordinator {
         let mut out = Targets::new();
         while let Some(i) = replicas.next_index() {
             out.push(match view.links.get(i) {
-                Some(None) => Target::Local,
-                Some(Some(link)) if link.is_up() => Target::Up(link.clone()),
-                _ => Target::Down,
+                Some(Slot::Own) => Target::Local,
+                Some(Slot::Peer(link)) if link.is_up() => Target::Up(link.clone()),
+                Some(Slot::Peer(link)) => Target::Down(link.node_id.as_str().into()),
+                Some(Slot::Unreachable(id)) => Target::Down(id.clone()),
+                None => continue,
             });
         }
         out
@@ -149,7 +156,7 @@ impl Coordinator {
             .ring
             .replicas(key, self.membership.replication_factor());
         while let Some(i) = replicas.next_index() {
-            if matches!(view.links.get(i), Some(None)) {
+            if matches!(view.links.get(i), Some(Slot::Own)) {
                 return true;
             }
         }
@@ -262,10 +269,16 @@ impl Coordinator {
                                 }
                             }));
                         }
-                        Err(e) => self.metrics.count_failure(&e),
+                        Err(e) => {
+                            self.metrics.count_failure(&e);
+                            self.hints.store(&link.node_id, key, &entry);
+                        }
                     }
                 }
-                Target::Down => remote = true,
+                Target::Down(id) => {
+                    remote = true;
+                    self.hints.store(id, key, &entry);
+                }
             }
         }
         if remote {
@@ -363,7 +376,7 @@ impl Coordinator {
             match target {
                 Target::Local => answers.push((None, self.store.entry(key))),
                 Target::Up(link) => spares.push(link),
-                Target::Down => {}
+                Target::Down(_) => {}
             }
         }
         if answers.len() >= required {
@@ -511,7 +524,7 @@ impl Coordinator {
         let level = level.unwrap_or(self.settings.write);
         let view = self.membership.view();
         let targets = self.targets(&view, rmw.key());
-        let primary = targets.into_iter().find(|t| !matches!(t, Target::Down));
+        let primary = targets.into_iter().find(|t| !matches!(t, Target::Down(_)));
         match primary {
             Some(Target::Local) => self.execute_as_primary(rmw, level).await,
             Some(Target::Up(link)) => {
@@ -610,15 +623,15 @@ impl Coordinator {
         let view = self.membership.view();
         let required = view.links.len();
         let pending: FuturesUnordered<BoxFuture<Result<(), PeerError>>> = FuturesUnordered::new();
-        for link in &view.links {
-            match link {
-                None => {
+        for slot in &view.links {
+            match slot {
+                Slot::Own => {
                     let (result, _) = self.store.apply_local_into(WriteOp::Flush, None);
                     result?;
                     let durable = self.local_durable(false);
                     pending.push(Box::pin(async move { durable.await.map(|_| ()) }));
                 }
-                Some(link) if link.is_up() => {
+                Slot::Peer(link) if link.is_up() => {
                     let mut client = link.replica_client();
                     let peer = link.node_id.clone();
                     pending.push(Box::pin(async move {
@@ -637,7 +650,7 @@ impl Coordinator {
                             })
                     }));
                 }
-                Some(_) => {}
+                Slot::Peer(_) | Slot::Unreachable(_) => {}
             }
         }
         self.quorum(pending, required, "flush").await.map(|_| ())

@@ -3,7 +3,8 @@
 //! and every peer MQTT presence announced. An answer marks the member up
 //! and carries its ring state; a member without an answer for
 //! `cluster.failure_timeout_ms` is down (a plain timeout: simple to reason
-//! about, and the coordinator retries the next replica anyway).
+//! about, and the coordinator retries the next replica anyway). A member
+//! seen up with hints waiting gets them (one delivery task per member).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub async fn run(
 ) {
     // Clients for addresses that are not (yet) members' links.
     let mut strangers: HashMap<String, ClusterClient<Channel>> = HashMap::new();
+    // Hint deliveries running, one per replica at most.
+    let mut deliveries = tokio::task::JoinSet::new();
+    let mut delivering: BTreeSet<String> = BTreeSet::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -119,6 +123,22 @@ pub async fn run(
         }
         for link in cluster.membership.links() {
             link.refresh();
+            if link.is_up()
+                && cluster.has_hints(&link.node_id)
+                && !delivering.contains(&link.node_id)
+            {
+                delivering.insert(link.node_id.clone());
+                let (cluster, id) = (cluster.clone(), link.node_id.clone());
+                deliveries.spawn(async move {
+                    cluster.deliver_hints(link).await;
+                    id
+                });
+            }
+        }
+        while let Some(done) = deliveries.try_join_next() {
+            if let Ok(id) = done {
+                delivering.remove(&id);
+            }
         }
         cluster
             .metrics

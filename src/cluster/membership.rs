@@ -21,15 +21,26 @@ use crate::proto;
 /// Members a ring state may list at most.
 pub const MAX_MEMBERS: usize = 1024;
 
+/// One ring member as requests see it.
+#[derive(Clone)]
+pub enum Slot {
+    /// This node.
+    Own,
+    /// A peer, through its link.
+    Peer(Arc<PeerLink>),
+    /// A peer no link could be made for (its address does not parse as a
+    /// URI): always down.
+    Unreachable(Arc<str>),
+}
+
 /// The ring requests read: one membership, frozen.
 pub struct RingView {
     /// The ring of the members.
     pub ring: Ring,
     /// Its version.
     pub version: u64,
-    /// Per ring member (same order as [`Ring::members`]): its link, or
-    /// `None` for this node.
-    pub links: Vec<Option<Arc<PeerLink>>>,
+    /// Per ring member, in [`Ring::members`] order.
+    pub links: Vec<Slot>,
 }
 
 /// Why a peer's ring state was not merged.
@@ -100,7 +111,7 @@ impl Membership {
         let view = RingView {
             ring: Ring::new([own_id], vnodes),
             version: 1,
-            links: vec![None],
+            links: vec![Slot::Own],
         };
         metrics.members.set(1);
         metrics.ring_version.set(1);
@@ -256,11 +267,11 @@ impl Membership {
         let mut links = Vec::with_capacity(ring.members().len());
         for id in ring.members() {
             if id == own_id {
-                links.push(None);
+                links.push(Slot::Own);
                 continue;
             }
             let Some(member) = state.members.get(id) else {
-                links.push(None);
+                links.push(Slot::Unreachable(id.as_str().into()));
                 continue;
             };
             let kept = state
@@ -268,21 +279,21 @@ impl Membership {
                 .get(id)
                 .filter(|l| l.sync_addr == member.sync_addr)
                 .cloned();
-            let link = match kept {
-                Some(link) => Some(link),
+            let slot = match kept {
+                Some(link) => Slot::Peer(link),
                 None => match PeerLink::new(id, &member.sync_addr, &self.links, &self.metrics) {
                     Ok(link) => {
                         state.links.insert(id.clone(), link.clone());
-                        Some(link)
+                        Slot::Peer(link)
                     }
                     Err(e) => {
                         tracing::warn!(peer = %id, error = %e, "cannot reach member");
                         state.links.remove(id);
-                        None
+                        Slot::Unreachable(id.as_str().into())
                     }
                 },
             };
-            links.push(link);
+            links.push(slot);
         }
         tracing::info!(
             version = state.version,

@@ -12,6 +12,7 @@ mod batcher;
 pub mod coordinator;
 mod error;
 mod heartbeat;
+pub mod hints;
 mod link;
 pub mod membership;
 mod metrics;
@@ -26,7 +27,7 @@ use tonic::transport::Channel;
 
 pub use coordinator::{Coordinator, Rmw};
 pub use error::{ClusterError, PeerError};
-pub use membership::{Membership, RingView};
+pub use membership::{Membership, RingView, Slot};
 pub use metrics::ClusterMetrics;
 pub use ring::{Replicas, Ring, TokenRange, MAX_REPLICATION_FACTOR};
 
@@ -46,6 +47,8 @@ pub struct Cluster {
     pub coordinator: Coordinator,
     pub(crate) durability: Option<Arc<dyn Durability>>,
     pub(crate) metrics: ClusterMetrics,
+    hints: Arc<hints::Hints>,
+    hint_metrics: hints::HintMetrics,
     links: link::LinkSettings,
 }
 
@@ -78,9 +81,16 @@ impl Cluster {
             links.clone(),
             metrics.clone(),
         ));
+        let hint_metrics = hints::HintMetrics::default();
+        let hints = Arc::new(hints::Hints::new(
+            c.max_hint_bytes,
+            Duration::from_secs(c.max_hint_age_seconds),
+            hint_metrics.clone(),
+        ));
         let coordinator = Coordinator::new(
             store.clone(),
             membership.clone(),
+            hints.clone(),
             durability.clone(),
             coordinator::Settings {
                 write: c.write_consistency,
@@ -95,6 +105,8 @@ impl Cluster {
             coordinator,
             durability,
             metrics,
+            hints,
+            hint_metrics,
             links,
         }))
     }
@@ -151,8 +163,8 @@ impl Cluster {
         let mut members = Vec::with_capacity(view.links.len());
         for (i, id) in view.ring.members().iter().enumerate() {
             let share = ownership.get(i).copied().unwrap_or(0.0);
-            let status = match view.links.get(i).and_then(Option::as_ref) {
-                None if *id == own.node_id => proto::MemberStatus {
+            let status = match view.links.get(i) {
+                Some(Slot::Own) => proto::MemberStatus {
                     member: Some(own.clone()),
                     up: true,
                     last_seen_ms: 0,
@@ -160,15 +172,7 @@ impl Cluster {
                     memory_bytes: self.store.memory_used(),
                     ownership: share,
                 },
-                None => proto::MemberStatus {
-                    member: Some(proto::Member {
-                        node_id: id.clone(),
-                        ..proto::Member::default()
-                    }),
-                    ownership: share,
-                    ..proto::MemberStatus::default()
-                },
-                Some(link) => {
+                Some(Slot::Peer(link)) => {
                     let (keys, bytes) = link.reported_size();
                     proto::MemberStatus {
                         member: Some(proto::Member {
@@ -183,6 +187,15 @@ impl Cluster {
                         ownership: share,
                     }
                 }
+                Some(Slot::Unreachable(_)) | None => proto::MemberStatus {
+                    member: Some(proto::Member {
+                        node_id: id.clone(),
+                        ..proto::Member::default()
+                    }),
+                    last_seen_ms: u64::MAX,
+                    ownership: share,
+                    ..proto::MemberStatus::default()
+                },
             };
             members.push(status);
         }
@@ -191,6 +204,49 @@ impl Cluster {
             members,
             node_id: own.node_id,
         }
+    }
+
+    /// Hands `link`'s hints over while it stays up, a batch at a time;
+    /// what fails goes back for the next try.
+    pub(crate) async fn deliver_hints(&self, link: Arc<link::PeerLink>) {
+        const BATCH: usize = 1024;
+        while link.is_up() {
+            let batch = self.hints.take(&link.node_id, BATCH);
+            if batch.is_empty() {
+                return;
+            }
+            let replies: Vec<_> = batch
+                .iter()
+                .map(|h| link.apply(&h.key, &h.entry).ok())
+                .collect();
+            let mut failed = Vec::new();
+            let mut delivered = 0;
+            for (hint, reply) in batch.into_iter().zip(replies) {
+                let ok = match reply {
+                    Some(reply) => {
+                        // A refused entry (None) is not retried: it never fits.
+                        matches!(reply.await, Ok(Ok(_)))
+                    }
+                    None => false,
+                };
+                if ok {
+                    delivered += 1;
+                } else {
+                    failed.push(hint);
+                }
+            }
+            self.hints.delivered(delivered);
+            if !failed.is_empty() {
+                tracing::debug!(peer = %link.node_id, failed = failed.len(), "hints not delivered");
+                self.hints.put_back(&link.node_id, failed);
+                return;
+            }
+        }
+    }
+
+    /// Whether hints wait for `node_id`.
+    pub(crate) fn has_hints(&self, node_id: &str) -> bool {
+        self.hints.has(node_id)
     }
 
     /// A `Cluster` client for an address no member link covers yet.
@@ -214,6 +270,26 @@ impl Cluster {
 pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Result<Attached> {
     let config = start.config;
     cluster.metrics.register(start.registry);
+    {
+        let r = start.registry.sub_registry_with_prefix("cluster_hints");
+        let m = &cluster.hint_metrics;
+        r.register(
+            "stored",
+            "Hints stored for replicas that were down",
+            m.stored.clone(),
+        );
+        r.register(
+            "delivered",
+            "Hints handed to their replica",
+            m.delivered.clone(),
+        );
+        r.register(
+            "dropped",
+            "Hints dropped, by reason (full, expired)",
+            m.dropped.clone(),
+        );
+        r.register("bytes", "Bytes of hints held", m.bytes.clone());
+    }
     let sync_addr = config.advertised_addr(&start.facts.sync_addr);
     let client_addr = config.advertised_addr(&start.facts.client_addr);
     cluster.membership.set_own_addrs(&sync_addr, &client_addr);

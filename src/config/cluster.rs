@@ -75,6 +75,12 @@ pub struct ClusterConfig {
     pub heartbeat_interval_ms: u64,
     /// A member not heard from for this long is down (default 3000 ms).
     pub failure_timeout_ms: u64,
+    /// Bytes of hints (writes for replicas that are down) this node keeps
+    /// at most (default 64 MiB); 0 disables hinted handoff.
+    pub max_hint_bytes: u64,
+    /// Hints older than this are dropped instead of delivered (default
+    /// 10800 s, three hours, as Cassandra's max_hint_window).
+    pub max_hint_age_seconds: u64,
 }
 
 impl Default for ClusterConfig {
@@ -87,6 +93,8 @@ impl Default for ClusterConfig {
             request_timeout_ms: 2000,
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
+            max_hint_bytes: 64 << 20,
+            max_hint_age_seconds: 10_800,
         }
     }
 }

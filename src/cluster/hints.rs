@@ -1,0 +1,226 @@
+//! Hinted handoff: writes for a replica that is down are kept here, on the
+//! coordinator, and handed to the replica once it is seen up again. Hints
+//! never count toward a write's W (no sloppy quorum): they only shorten how
+//! long a returning replica stays behind.
+//!
+//! Bounded by `cluster.max_hint_bytes` (a full store drops new hints) and
+//! `cluster.max_hint_age_seconds` (older hints are dropped at delivery),
+//! both counted. Hints live in memory: a coordinator that restarts loses
+//! the hints it held (the replica is then repaired by reads; range-scoped
+//! anti-entropy is still to come).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::store::Entry;
+
+/// Bytes counted per hint on top of key and value.
+const HINT_OVERHEAD_BYTES: u64 = 64;
+
+/// One write waiting for its replica.
+pub struct Hint {
+    /// When it was stored.
+    pub at: Instant,
+    /// The key.
+    pub key: Box<[u8]>,
+    /// The coordinator-stamped entry.
+    pub entry: Entry,
+}
+
+impl Hint {
+    fn bytes(&self) -> u64 {
+        (self.key.len() + self.entry.value.as_ref().map_or(0, |v| v.len())) as u64
+            + HINT_OVERHEAD_BYTES
+    }
+}
+
+/// Counters of hinted handoff (`merklekv_cluster_hints_*`).
+#[derive(Debug, Clone, Default)]
+pub struct HintMetrics {
+    /// Hints stored.
+    pub stored: Counter,
+    /// Hints handed to their replica.
+    pub delivered: Counter,
+    /// Hints dropped, by reason (`full`, `expired`).
+    pub dropped: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Bytes held now.
+    pub bytes: Gauge,
+}
+
+/// The hints this node holds, per replica (node id).
+pub struct Hints {
+    by_replica: Mutex<HashMap<String, VecDeque<Hint>>>,
+    bytes: AtomicU64,
+    max_bytes: u64,
+    max_age: Duration,
+    metrics: HintMetrics,
+}
+
+impl Hints {
+    /// An empty store holding at most `max_bytes`, each hint at most
+    /// `max_age`.
+    pub fn new(max_bytes: u64, max_age: Duration, metrics: HintMetrics) -> Self {
+        Self {
+            by_replica: Mutex::new(HashMap::new()),
+            bytes: AtomicU64::new(0),
+            max_bytes,
+            max_age,
+            metrics,
+        }
+    }
+
+    /// Keeps `entry` for `replica`; dropped (and counted) when the store is
+    /// full.
+    pub fn store(&self, replica: &str, key: &[u8], entry: &Entry) {
+        let hint = Hint {
+            at: Instant::now(),
+            key: key.into(),
+            entry: entry.clone(),
+        };
+        let bytes = hint.bytes();
+        if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
+            self.metrics
+                .dropped
+                .get_or_create(&[("reason", "full")])
+                .inc();
+            return;
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.bytes.inc_by(bytes as i64);
+        self.metrics.stored.inc();
+        self.by_replica
+            .lock()
+            .entry(replica.to_owned())
+            .or_default()
+            .push_back(hint);
+    }
+
+    /// Whether hints wait for `replica`.
+    pub fn has(&self, replica: &str) -> bool {
+        self.by_replica
+            .lock()
+            .get(replica)
+            .is_some_and(|q| !q.is_empty())
+    }
+
+    /// Takes up to `max` of `replica`'s hints, oldest first; expired ones
+    /// are dropped (and counted) instead.
+    pub fn take(&self, replica: &str, max: usize) -> Vec<Hint> {
+        let mut taken = Vec::new();
+        let mut released = 0u64;
+        let mut expired = 0u64;
+        {
+            let mut by = self.by_replica.lock();
+            let Some(queue) = by.get_mut(replica) else {
+                return taken;
+            };
+            while taken.len() < max {
+                let Some(hint) = queue.pop_front() else { break };
+                released += hint.bytes();
+                if hint.at.elapsed() > self.max_age {
+                    expired += 1;
+                    continue;
+                }
+                taken.push(hint);
+            }
+            if queue.is_empty() {
+                by.remove(replica);
+            }
+        }
+        self.release(released);
+        if expired > 0 {
+            self.metrics
+                .dropped
+                .get_or_create(&[("reason", "expired")])
+                .inc_by(expired);
+        }
+        taken
+    }
+
+    /// Puts back hints that could not be delivered (their bytes count
+    /// again; a full store drops them).
+    pub fn put_back(&self, replica: &str, hints: Vec<Hint>) {
+        for hint in hints.into_iter().rev() {
+            let bytes = hint.bytes();
+            if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
+                self.metrics
+                    .dropped
+                    .get_or_create(&[("reason", "full")])
+                    .inc();
+                continue;
+            }
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.metrics.bytes.inc_by(bytes as i64);
+            self.by_replica
+                .lock()
+                .entry(replica.to_owned())
+                .or_default()
+                .push_front(hint);
+        }
+    }
+
+    /// Counts hints handed over.
+    pub fn delivered(&self, n: usize) {
+        self.metrics.delivered.inc_by(n as u64);
+    }
+
+    fn release(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.metrics.bytes.dec_by(bytes as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Version;
+
+    fn entry(v: &[u8]) -> Entry {
+        Entry {
+            version: Version::new(1, 1),
+            value: Some(v.into()),
+        }
+    }
+
+    #[test]
+    fn hints_are_bounded_by_bytes_and_age_and_come_back_in_order() {
+        let metrics = HintMetrics::default();
+        let hints = Hints::new(
+            3 * (HINT_OVERHEAD_BYTES + 2),
+            Duration::from_secs(60),
+            metrics.clone(),
+        );
+        for k in [b"a", b"b", b"c", b"d"] {
+            hints.store("n2", k, &entry(b"v"));
+        }
+        assert_eq!(metrics.stored.get(), 3);
+        assert_eq!(
+            metrics.dropped.get_or_create(&[("reason", "full")]).get(),
+            1
+        );
+        let first = hints.take("n2", 2);
+        assert_eq!(
+            first.iter().map(|h| &*h.key).collect::<Vec<_>>(),
+            [b"a", b"b"]
+        );
+        hints.put_back("n2", first);
+        let all = hints.take("n2", 10);
+        assert_eq!(
+            all.iter().map(|h| &*h.key).collect::<Vec<_>>(),
+            [b"a", b"b", b"c"]
+        );
+        assert!(!hints.has("n2"));
+        assert_eq!(metrics.bytes.get(), 0);
+
+        let old = Hints::new(1 << 20, Duration::ZERO, HintMetrics::default());
+        old.store("n3", b"k", &entry(b"v"));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(old.take("n3", 10).is_empty(), "expired hints are dropped");
+    }
+}
