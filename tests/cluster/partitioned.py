@@ -102,10 +102,16 @@ def scenario(cluster, figures):
             chunk = keys[n::len(NODES)]
             replies = c.pipeline([f"SET {k} v-{k}" for k in chunk])
             assert replies == ["OK"] * len(chunk), f"SET through {node}: {set(replies)}"
+    # A quorum reply can come before the third replica applied the write.
     counts = {}
-    for node in NODES:
-        with cluster.client(node) as c:
-            counts[node] = int(c.command("DBSIZE").split()[1])
+    deadline = time.time() + 30
+    while True:
+        for node in NODES:
+            with cluster.client(node) as c:
+                counts[node] = int(c.command("DBSIZE").split()[1])
+        if sum(counts.values()) == 3 * KEYS or time.time() > deadline:
+            break
+        time.sleep(0.2)
     figures["keys_per_node"] = counts
     assert sum(counts.values()) == 3 * KEYS, f"{counts} do not sum to 3 x {KEYS}"
     for node in NODES:
