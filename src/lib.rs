@@ -1,8 +1,10 @@
 //! MerkleKV: an eventually consistent, distributed key-value store.
 //!
-//! Every node holds a full replica. Clients speak the MerkleKV text protocol
-//! or RESP2 on the client port; writes are replicated over MQTT and replicas
-//! heal through Merkle-tree anti-entropy over gRPC.
+//! By default every node holds a full replica: clients speak the MerkleKV
+//! text protocol or RESP2 on the client port, writes are replicated over
+//! MQTT and replicas heal through Merkle-tree anti-entropy over gRPC. With a
+//! replication factor the keys are partitioned over a consistent-hash ring
+//! instead ([`cluster`]).
 
 #![warn(missing_docs)]
 

@@ -105,34 +105,80 @@ fn wait_for_ring(rt: &tokio::runtime::Runtime, syncs: &[u16], members: usize) {
     assert!(converged, "the ring did not converge on {members} members");
 }
 
-/// The keys among `keys` that node `sync` holds in its own store.
-fn held_locally(rt: &tokio::runtime::Runtime, sync: u16, keys: &[String]) -> Vec<bool> {
+/// What node `sync` holds in its own store for `keys` (Replica/Read: an
+/// entry without a version = nothing).
+fn local_entries<K: AsRef<[u8]>>(
+    rt: &tokio::runtime::Runtime,
+    sync: u16,
+    keys: &[K],
+) -> Vec<proto::Entry> {
     rt.block_on(async {
         let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
             .await
             .expect("connect");
-        let mut held = Vec::with_capacity(keys.len());
+        let mut entries = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(2000) {
             let answer = c
                 .read(proto::ReadRequest {
-                    keys: chunk.iter().map(|k| k.as_bytes().to_vec()).collect(),
+                    keys: chunk.iter().map(|k| k.as_ref().to_vec()).collect(),
                 })
                 .await
                 .expect("read")
                 .into_inner();
-            held.extend(answer.entries.iter().map(|e| e.version.is_some()));
+            entries.extend(answer.entries);
         }
-        held
+        entries
     })
+}
+
+/// The keys among `keys` that node `sync` holds in its own store.
+fn held_locally(rt: &tokio::runtime::Runtime, sync: u16, keys: &[String]) -> Vec<bool> {
+    local_entries(rt, sync, keys)
+        .iter()
+        .map(|e| e.version.is_some())
+        .collect()
+}
+
+/// A cluster of `n` nodes at replication factor `rf`, ring converged.
+struct Started {
+    plan: Plan,
+    nodes: Vec<NodeProcess>,
+    rt: tokio::runtime::Runtime,
+    /// Every node's sync port, in node order.
+    syncs: Vec<u16>,
+}
+
+fn start_cluster(n: usize, rf: usize) -> Started {
+    let plan = Plan::new(n);
+    let nodes = (0..n).map(|i| plan.start(i, plan.spec(i, rf))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, n);
+    Started {
+        plan,
+        nodes,
+        rt,
+        syncs,
+    }
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to a node process.
+fn signal(node: &NodeProcess, sig: &str) {
+    let done = std::process::Command::new("kill")
+        .args([sig, &node.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(done.success());
 }
 
 #[test]
 fn five_nodes_rf3_place_each_key_on_exactly_its_three_owners() {
-    let plan = Plan::new(5);
-    let nodes: Vec<NodeProcess> = (0..5).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 5);
+    let Started {
+        plan,
+        nodes,
+        rt,
+        syncs,
+    } = start_cluster(5, 3);
 
     // 20,000 writes through every node in turn, pipelined.
     const KEYS: usize = 20_000;
@@ -191,11 +237,12 @@ fn five_nodes_rf3_place_each_key_on_exactly_its_three_owners() {
 
 #[test]
 fn forwarded_writes_keep_the_coordinators_version_on_every_replica() {
-    let plan = Plan::new(4);
-    let nodes: Vec<NodeProcess> = (0..4).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 4);
+    let Started {
+        plan,
+        nodes,
+        rt,
+        syncs,
+    } = start_cluster(4, 3);
     let ring = Ring::new(plan.ids.clone(), 256);
     // A key p1 does not replicate, written through p1.
     let key = (0..)
@@ -209,21 +256,7 @@ fn forwarded_writes_keep_the_coordinators_version_on_every_replica() {
     assert_eq!(c1.ask(&format!("SET {key} hello")), "OK");
     let versions: Vec<Option<proto::Version>> = syncs
         .iter()
-        .map(|s| {
-            rt.block_on(async {
-                let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{s}"))
-                    .await
-                    .expect("connect");
-                let answer = c
-                    .read(proto::ReadRequest {
-                        keys: vec![key.as_bytes().to_vec()],
-                    })
-                    .await
-                    .expect("read")
-                    .into_inner();
-                answer.entries[0].version
-            })
-        })
+        .map(|s| local_entries(&rt, *s, &[&key])[0].version)
         .collect();
     assert!(versions[0].is_none(), "p1 is no replica of {key}");
     let stored: Vec<&proto::Version> = versions.iter().flatten().collect();
@@ -268,11 +301,7 @@ fn forwarded_writes_keep_the_coordinators_version_on_every_replica() {
 #[test]
 fn quorums_survive_one_replica_down_and_fail_fast_with_two() {
     // Three nodes, RF 3: every node replicates every key.
-    let plan = Plan::new(3);
-    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started { mut nodes, .. } = start_cluster(3, 3);
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("SET before ok"), "OK");
     assert_eq!(c1.ask("CONSISTENCY"), "write=quorum read=quorum");
@@ -321,11 +350,9 @@ fn quorums_survive_one_replica_down_and_fail_fast_with_two() {
 
 #[test]
 fn a_lying_peer_is_refused_and_counted() {
-    let plan = Plan::new(2);
-    let nodes: Vec<NodeProcess> = (0..2).map(|i| plan.start(i, plan.spec(i, 2))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 2);
+    let Started {
+        nodes, rt, syncs, ..
+    } = start_cluster(2, 2);
     let mut client = rt
         .block_on(ClusterClient::connect(format!(
             "http://127.0.0.1:{}",
@@ -406,11 +433,9 @@ fn a_lying_peer_is_refused_and_counted() {
 #[test]
 fn grpc_kv_puts_once_per_request_id_and_reports_versions() {
     use merklekv::proto::kv_store_client::KvStoreClient;
-    let plan = Plan::new(3);
-    let nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 2))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started {
+        nodes, rt, syncs, ..
+    } = start_cluster(3, 2);
     rt.block_on(async {
         let mut kv = KvStoreClient::connect(format!("http://127.0.0.1:{}", syncs[0]))
             .await
@@ -473,22 +498,15 @@ fn grpc_kv_puts_once_per_request_id_and_reports_versions() {
 fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
     // Three nodes, RF 3; p3 is frozen (SIGSTOP): it accepts connections
     // but answers nothing.
-    let plan = Plan::new(3);
-    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started {
+        mut nodes,
+        rt,
+        syncs,
+        ..
+    } = start_cluster(3, 3);
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("SET before v"), "OK");
-    let signal = |sig: &str, pid: u32| {
-        let done = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(done.success());
-    };
-    let frozen = nodes[2].child.id();
-    signal("-STOP", frozen);
+    signal(&nodes[2], "-STOP");
     // Quorum needs p1 and p2 only: no wait for p3.
     let started = Instant::now();
     assert_eq!(c1.ask("SET during v"), "OK");
@@ -524,7 +542,7 @@ fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
         "{:?}",
         started.elapsed()
     );
-    signal("-CONT", frozen);
+    signal(&nodes[2], "-CONT");
     assert!(wait_until(Duration::from_secs(10), || c1.ask("GET before")
         == "VALUE v"));
     nodes[2].kill();
@@ -536,11 +554,9 @@ fn a_quorum_read_repairs_the_stale_replica() {
     // only (as a coordinator would, had p3 missed them); a quorum read
     // through p3 (its own stale copy plus one fresh replica) writes the
     // newest back to p3.
-    let plan = Plan::new(3);
-    let nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started {
+        nodes, rt, syncs, ..
+    } = start_cluster(3, 3);
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("CONSISTENCY all"), "OK");
     assert_eq!(c1.ask("SET fresh v0"), "OK");
@@ -578,20 +594,7 @@ fn a_quorum_read_repairs_the_stale_replica() {
             assert!(answer.refused.is_empty());
         });
     }
-    let local = |sync: u16| {
-        rt.block_on(async {
-            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
-                .await
-                .expect("connect");
-            c.read(proto::ReadRequest {
-                keys: vec![b"fresh".to_vec(), b"gone".to_vec()],
-            })
-            .await
-            .expect("read")
-            .into_inner()
-            .entries
-        })
-    };
+    let local = |sync: u16| local_entries(&rt, sync, &["fresh", "gone"]);
     assert_eq!(local(syncs[2])[0].value, b"v0", "p3 is stale");
     let mut c3 = nodes[2].client();
     assert_eq!(c3.ask("GET fresh"), "VALUE v1");
@@ -615,11 +618,12 @@ fn hints_bring_a_returning_replica_up_to_date_without_anti_entropy() {
     // killed; writes through p1 succeed at quorum and leave hints for p3;
     // p3 restarts empty (persistence off) and receives exactly those writes
     // within a heartbeat or two of being seen up.
-    let plan = Plan::new(3);
-    let mut nodes: Vec<NodeProcess> = (0..3).map(|i| plan.start(i, plan.spec(i, 3))).collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started {
+        plan,
+        mut nodes,
+        rt,
+        syncs,
+    } = start_cluster(3, 3);
     nodes[2].kill();
     assert!(wait_until(Duration::from_secs(10), || {
         ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)

@@ -163,14 +163,6 @@ impl Coordinator {
         false
     }
 
-    /// Whether this node replicates `key` (tests and `cluster` tooling).
-    pub fn is_replica(&self, key: &[u8]) -> bool {
-        let view = self.membership.view();
-        self.targets(&view, key)
-            .iter()
-            .any(|t| matches!(t, Target::Local))
-    }
-
     /// A fresh version stamped by this node.
     fn stamp(&self, key: &[u8]) -> Result<Version, ClusterError> {
         let hlc = self.store.clock().now().map_err(|e| {
@@ -339,15 +331,17 @@ impl Coordinator {
         if answers.len() >= required {
             Ok(answers)
         } else {
-            self.metrics
-                .unavailable
-                .get_or_create(&[("kind", kind)])
-                .inc();
-            Err(ClusterError::Unavailable {
-                answered: answers.len(),
-                required,
-            })
+            Err(self.unavailable(kind, answers.len(), required))
         }
+    }
+
+    /// The `unavailable` failure of a request of `kind`, counted.
+    fn unavailable(&self, kind: &'static str, answered: usize, required: usize) -> ClusterError {
+        self.metrics
+            .unavailable
+            .get_or_create(&[("kind", kind)])
+            .inc();
+        ClusterError::Unavailable { answered, required }
     }
 
     fn count(&self, kind: &'static str) {
@@ -416,14 +410,7 @@ impl Coordinator {
         if gathered {
             Ok(self.newest(key, answers))
         } else {
-            self.metrics
-                .unavailable
-                .get_or_create(&[("kind", "read")])
-                .inc();
-            Err(ClusterError::Unavailable {
-                answered: answers.len(),
-                required,
-            })
+            Err(self.unavailable("read", answers.len(), required))
         }
     }
 
@@ -531,16 +518,8 @@ impl Coordinator {
                 self.count("execute");
                 self.forward_execute(&link, rmw, level).await
             }
-            _ => {
-                self.metrics
-                    .unavailable
-                    .get_or_create(&[("kind", "execute")])
-                    .inc();
-                Err(ClusterError::Unavailable {
-                    answered: 0,
-                    required: level.required(1).max(1),
-                })
-            }
+            // The primary is the one replica a read-modify-write needs.
+            _ => Err(self.unavailable("execute", 0, 1)),
         }
     }
 
@@ -588,17 +567,13 @@ impl Coordinator {
         };
         let mut client = link.replica_client();
         let call = tokio::time::timeout(self.settings.timeout, client.execute(request));
-        let unavailable = || ClusterError::Unavailable {
-            answered: 0,
-            required: level.required(1).max(1),
-        };
         let answer = match call.await {
             Ok(Ok(answer)) => answer.into_inner(),
             Ok(Err(status)) => {
                 tracing::debug!(peer = %link.node_id, %status, "Execute failed");
-                return Err(unavailable());
+                return Err(self.unavailable("execute", 0, 1));
             }
-            Err(_) => return Err(unavailable()),
+            Err(_) => return Err(self.unavailable("execute", 0, 1)),
         };
         use proto::execute_response::Outcome;
         match (answer.outcome, rmw) {

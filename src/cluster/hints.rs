@@ -53,6 +53,29 @@ pub struct HintMetrics {
     pub bytes: Gauge,
 }
 
+impl HintMetrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        let r = registry.sub_registry_with_prefix("cluster_hints");
+        r.register(
+            "stored",
+            "Hints stored for replicas that were down",
+            self.stored.clone(),
+        );
+        r.register(
+            "delivered",
+            "Hints handed to their replica",
+            self.delivered.clone(),
+        );
+        r.register(
+            "dropped",
+            "Hints dropped, by reason (full, expired)",
+            self.dropped.clone(),
+        );
+        r.register("bytes", "Bytes of hints held", self.bytes.clone());
+    }
+}
+
 /// The hints this node holds, per replica (node id).
 pub struct Hints {
     by_replica: Mutex<HashMap<String, VecDeque<Hint>>>,
@@ -83,22 +106,29 @@ impl Hints {
             key: key.into(),
             entry: entry.clone(),
         };
+        if self.admit(&hint) {
+            self.metrics.stored.inc();
+            self.by_replica
+                .lock()
+                .entry(replica.to_owned())
+                .or_default()
+                .push_back(hint);
+        }
+    }
+
+    /// Counts `hint`'s bytes in, or counts it dropped when they do not fit.
+    fn admit(&self, hint: &Hint) -> bool {
         let bytes = hint.bytes();
         if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
             self.metrics
                 .dropped
                 .get_or_create(&[("reason", "full")])
                 .inc();
-            return;
+            return false;
         }
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.metrics.bytes.inc_by(bytes as i64);
-        self.metrics.stored.inc();
-        self.by_replica
-            .lock()
-            .entry(replica.to_owned())
-            .or_default()
-            .push_back(hint);
+        true
     }
 
     /// Whether hints wait for `replica`.
@@ -146,22 +176,11 @@ impl Hints {
     /// Puts back hints that could not be delivered (their bytes count
     /// again; a full store drops them).
     pub fn put_back(&self, replica: &str, hints: Vec<Hint>) {
-        for hint in hints.into_iter().rev() {
-            let bytes = hint.bytes();
-            if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
-                self.metrics
-                    .dropped
-                    .get_or_create(&[("reason", "full")])
-                    .inc();
-                continue;
-            }
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
-            self.metrics.bytes.inc_by(bytes as i64);
-            self.by_replica
-                .lock()
-                .entry(replica.to_owned())
-                .or_default()
-                .push_front(hint);
+        let kept: Vec<Hint> = hints.into_iter().filter(|h| self.admit(h)).collect();
+        let mut by = self.by_replica.lock();
+        let queue = by.entry(replica.to_owned()).or_default();
+        for hint in kept.into_iter().rev() {
+            queue.push_front(hint);
         }
     }
 

@@ -28,6 +28,17 @@ pub struct LinkSettings {
     pub failure_timeout: Duration,
 }
 
+impl LinkSettings {
+    /// A lazily connecting channel to `addr` with the links' timeout.
+    pub fn channel(&self, addr: &str) -> Result<Channel, crate::sync::SyncError> {
+        let tuning = crate::sync::Tuning {
+            rpc_timeout: self.timeout,
+            ..crate::sync::Tuning::default()
+        };
+        crate::sync::channel(addr, &tuning)
+    }
+}
+
 /// What a replica answered for one key: its entry, if it holds one.
 pub type ReadAnswer = Option<Entry>;
 
@@ -69,11 +80,7 @@ impl PeerLink {
         settings: &LinkSettings,
         metrics: &ClusterMetrics,
     ) -> Result<Arc<Self>, PeerError> {
-        let tuning = crate::sync::Tuning {
-            rpc_timeout: settings.timeout,
-            ..crate::sync::Tuning::default()
-        };
-        let channel = crate::sync::channel(sync_addr, &tuning).map_err(|e| PeerError::Call {
+        let channel = settings.channel(sync_addr).map_err(|e| PeerError::Call {
             rpc: "connect",
             peer: node_id.to_owned(),
             reason: e.to_string(),

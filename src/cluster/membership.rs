@@ -166,6 +166,11 @@ impl Membership {
         }
     }
 
+    /// The link to member `node_id`, if there is one.
+    pub fn link(&self, node_id: &str) -> Option<Arc<PeerLink>> {
+        self.state.lock().links.get(node_id).cloned()
+    }
+
     /// The links of every member but this node.
     pub fn links(&self) -> Vec<Arc<PeerLink>> {
         self.state.lock().links.values().cloned().collect()
@@ -185,13 +190,14 @@ impl Membership {
         theirs.sort_unstable();
         theirs.dedup();
         let mut state = self.state.lock();
-        let ids = |state: &State| {
-            let mut ids: Vec<&str> = state.members.keys().map(String::as_str).collect();
-            ids.push(&own_id);
-            ids.sort_unstable();
-            ids.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+        // Whether the peer listed exactly this node and its members.
+        let lists_ours = |state: &State| {
+            theirs.len() == state.members.len() + 1
+                && theirs
+                    .iter()
+                    .all(|id| *id == own_id || state.members.contains_key(*id))
         };
-        if remote.version == state.version && ids(&state) != theirs {
+        if remote.version == state.version && !lists_ours(&state) {
             // Two member sets at one version: merged anyway (the union's
             // bump below settles it), but counted.
             self.metrics
@@ -215,7 +221,7 @@ impl Membership {
         }
         // Versions: the union at the highest version; when the union is
         // not what the peer listed, bump so the peer learns it from us.
-        let union_is_remote = ids(&state) == theirs;
+        let union_is_remote = lists_ours(&state);
         let top = state.version.max(remote.version);
         let version = if union_is_remote {
             top
@@ -317,12 +323,7 @@ impl Membership {
 
 /// Whether a member's id and address may be used.
 fn check_member(m: &proto::Member) -> Result<(), String> {
-    let id_ok = !m.node_id.is_empty()
-        && m.node_id.len() <= 64
-        && m.node_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !id_ok {
+    if !crate::config::is_node_id(&m.node_id) {
         return Err(format!("member id {:?} is not a node id", m.node_id));
     }
     let addr_ok =
@@ -337,4 +338,82 @@ fn check_member(m: &proto::Member) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn membership(id: &str) -> Membership {
+        let links = LinkSettings {
+            timeout: Duration::from_secs(1),
+            max_message_bytes: 1 << 20,
+            failure_timeout: Duration::from_secs(3),
+        };
+        Membership::new(id, 8, 2, links, ClusterMetrics::default())
+    }
+
+    fn member(id: &str) -> proto::Member {
+        proto::Member {
+            node_id: id.into(),
+            sync_addr: format!("127.0.0.1:{}", 20000 + id.len()),
+            client_addr: String::new(),
+        }
+    }
+
+    fn ids(state: &proto::RingState) -> Vec<&str> {
+        state.members.iter().map(|m| m.node_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn ring_states_merge_to_one_union_at_one_version() {
+        let (a, b) = (membership("a"), membership("bb"));
+        a.set_own_addrs(&member("a").sync_addr, "");
+        b.set_own_addrs(&member("bb").sync_addr, "");
+        let c = member("ccc");
+        assert!(b.learn(&a.ring_state(), Some(&a.own())).expect("valid"));
+        assert!(
+            b.learn(&a.ring_state(), Some(&c)).expect("valid"),
+            "c joins b"
+        );
+        // a learns b's union, which holds more than a listed.
+        assert!(a.learn(&b.ring_state(), Some(&b.own())).expect("valid"));
+        // Exchanging again changes nothing: one member set, one version.
+        assert!(!b.learn(&a.ring_state(), Some(&a.own())).expect("valid"));
+        assert!(!a.learn(&b.ring_state(), Some(&b.own())).expect("valid"));
+        let (sa, sb) = (a.ring_state(), b.ring_state());
+        assert_eq!(ids(&sa), ["a", "bb", "ccc"]);
+        assert_eq!(ids(&sa), ids(&sb));
+        assert_eq!(sa.version, sb.version);
+        assert_eq!(a.view().ring.members(), b.view().ring.members());
+        assert!(matches!(a.view().links[0], Slot::Own));
+    }
+
+    #[tokio::test]
+    async fn states_that_place_keys_differently_or_name_garbage_are_refused() {
+        let a = membership("a");
+        let mut other = membership("bb").ring_state();
+        other.vnodes = 9;
+        assert!(matches!(
+            a.learn(&other, None),
+            Err(RingStateRefusal::Mismatch { .. })
+        ));
+        let bad = proto::Member {
+            node_id: "no spaces".into(),
+            ..member("x")
+        };
+        let mut garbage = membership("bb").ring_state();
+        garbage.members.push(bad.clone());
+        assert!(matches!(
+            a.learn(&garbage, None),
+            Err(RingStateRefusal::Invalid(_))
+        ));
+        let no_port = proto::Member {
+            sync_addr: "host".into(),
+            ..member("dd")
+        };
+        assert!(a.learn(&garbage, Some(&no_port)).is_err());
+        assert_eq!(ids(&a.ring_state()), ["a"], "nothing was merged");
+    }
 }

@@ -127,12 +127,7 @@ impl Cluster {
                 .inc();
             return;
         }
-        if let Some(link) = self
-            .membership
-            .links()
-            .into_iter()
-            .find(|l| l.node_id == from.node_id)
-        {
+        if let Some(link) = self.membership.link(&from.node_id) {
             link.mark_seen(size);
         }
     }
@@ -251,11 +246,7 @@ impl Cluster {
 
     /// A `Cluster` client for an address no member link covers yet.
     fn stranger_client(&self, addr: &str) -> Option<ClusterClient<Channel>> {
-        let tuning = crate::sync::Tuning {
-            rpc_timeout: self.links.timeout,
-            ..crate::sync::Tuning::default()
-        };
-        match crate::sync::channel(addr, &tuning) {
+        match self.links.channel(addr) {
             Ok(channel) => Some(ClusterClient::new(channel)),
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "cannot heartbeat this address");
@@ -270,26 +261,7 @@ impl Cluster {
 pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Result<Attached> {
     let config = start.config;
     cluster.metrics.register(start.registry);
-    {
-        let r = start.registry.sub_registry_with_prefix("cluster_hints");
-        let m = &cluster.hint_metrics;
-        r.register(
-            "stored",
-            "Hints stored for replicas that were down",
-            m.stored.clone(),
-        );
-        r.register(
-            "delivered",
-            "Hints handed to their replica",
-            m.delivered.clone(),
-        );
-        r.register(
-            "dropped",
-            "Hints dropped, by reason (full, expired)",
-            m.dropped.clone(),
-        );
-        r.register("bytes", "Bytes of hints held", m.bytes.clone());
-    }
+    cluster.hint_metrics.register(start.registry);
     let sync_addr = config.advertised_addr(&start.facts.sync_addr);
     let client_addr = config.advertised_addr(&start.facts.client_addr);
     cluster.membership.set_own_addrs(&sync_addr, &client_addr);

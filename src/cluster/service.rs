@@ -48,6 +48,18 @@ impl ClusterService {
     pub fn new(cluster: Arc<Cluster>) -> Self {
         Self { cluster }
     }
+
+    /// Waits until what this call wrote is as durable as `storage.fsync`
+    /// asks, before the caller is told it was applied.
+    async fn durable(&self) -> Result<(), Status> {
+        match &self.cluster.durability {
+            Some(d) => d
+                .wait_durable()
+                .await
+                .map_err(|e| Status::unavailable(format!("storage error: {e}"))),
+            None => Ok(()),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -100,11 +112,7 @@ impl ReplicaRpc for ClusterService {
             }
             answer.was_live.push(was_live);
         }
-        if let Some(d) = &self.cluster.durability {
-            d.wait_durable()
-                .await
-                .map_err(|e| Status::unavailable(format!("storage error: {e}")))?;
-        }
+        self.durable().await?;
         Ok(Response::new(answer))
     }
 
@@ -142,11 +150,9 @@ impl ReplicaRpc for ClusterService {
         let req = request.into_inner();
         let kind = Kind::try_from(req.kind)
             .map_err(|_| Status::invalid_argument(format!("unknown kind {}", req.kind)))?;
-        let level = match req.consistency.as_str() {
-            "" => self.cluster.coordinator.settings().write,
-            s => Consistency::parse(s)
-                .ok_or_else(|| Status::invalid_argument(format!("unknown consistency {s:?}")))?,
-        };
+        let level = Consistency::parse_request(&req.consistency)
+            .map_err(Status::invalid_argument)?
+            .unwrap_or(self.cluster.coordinator.settings().write);
         let rmw = match kind {
             Kind::Increment => Rmw::Increment(&req.key, req.delta),
             Kind::Append => Rmw::Append(&req.key, &req.operand, req.line_safe),
@@ -158,11 +164,7 @@ impl ReplicaRpc for ClusterService {
                     Ok(_) => 0,
                     Err(e) => return Err(Status::unavailable(e.to_string())),
                 };
-                if let Some(d) = &self.cluster.durability {
-                    d.wait_durable()
-                        .await
-                        .map_err(|e| Status::unavailable(format!("storage error: {e}")))?;
-                }
+                self.durable().await?;
                 return Ok(Response::new(proto::ExecuteResponse {
                     outcome: Some(Outcome::Number(flushed)),
                 }));

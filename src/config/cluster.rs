@@ -28,7 +28,7 @@ impl Consistency {
     /// How many of `replicas` replicas must answer.
     pub fn required(self, replicas: usize) -> usize {
         match self {
-            Consistency::One => 1.min(replicas),
+            Consistency::One => 1,
             Consistency::Quorum => replicas / 2 + 1,
             Consistency::All => replicas,
         }
@@ -47,11 +47,19 @@ impl Consistency {
     /// Parses a configuration or request value (`one`, `quorum`, `all`,
     /// any case).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "one" => Some(Consistency::One),
-            "quorum" => Some(Consistency::Quorum),
-            "all" => Some(Consistency::All),
-            _ => None,
+        [Consistency::One, Consistency::Quorum, Consistency::All]
+            .into_iter()
+            .find(|level| level.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// A request's level: `""` = the configured default (`None`), else a
+    /// level name; the error is what the caller is told.
+    pub fn parse_request(s: &str) -> Result<Option<Self>, String> {
+        match s {
+            "" => Ok(None),
+            s => Self::parse(s)
+                .map(Some)
+                .ok_or_else(|| format!("unknown consistency {s:?}; use one, quorum or all")),
         }
     }
 }

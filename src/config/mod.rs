@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{ClusterConfig, Consistency, MAX_REPLICATION_FACTOR};
 pub use load::{ENV_PREFIX, RESERVED_ENV_VARS};
+pub use validate::is_node_id;
 
 /// The whole configuration of one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -83,25 +83,34 @@ fn validate_cluster(c: &Config) -> Result<(), ConfigError> {
     )
 }
 
+/// Whether `id` uses only the characters a node id may hold (ASCII
+/// letters, digits, `-`, `_`, `.`; not `.` or `..`).
+fn has_node_id_characters(id: &str) -> bool {
+    id.chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        && id != "."
+        && id != ".."
+}
+
+/// Whether `id` is a valid `node_id` (1 to 64 bytes of
+/// [`has_node_id_characters`]): what `node_id` must be, and what a peer's
+/// ring state may name.
+pub fn is_node_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && has_node_id_characters(id)
+}
+
 fn validate_node(c: &Config) -> Result<(), ConfigError> {
     let id = &c.node_id;
     check(!id.is_empty(), "node_id", || "must not be empty".into())?;
     check(id.len() <= 64, "node_id", || {
         format!("is {} bytes long; at most 64 are allowed", id.len())
     })?;
-    check(
-        id.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
-            && id != "."
-            && id != "..",
-        "node_id",
-        || {
-            format!(
-                "{id:?} may contain only ASCII letters, digits, '-', '_' and '.' \
+    check(has_node_id_characters(id), "node_id", || {
+        format!(
+            "{id:?} may contain only ASCII letters, digits, '-', '_' and '.' \
                  (it names the data directory and the MQTT client)"
-            )
-        },
-    )
+        )
+    })
 }
 
 fn validate_network(c: &Config) -> Result<(), ConfigError> {

@@ -103,7 +103,7 @@ impl Settings {
             presence_prefix: format!("{prefix}/presence/"),
             presence: proto::Presence {
                 node_id: config.node_id.clone(),
-                client_addr: advertised(config, &facts.client_addr),
+                client_addr: config.advertised_addr(&facts.client_addr),
                 sync_addr: advertised_sync(config, &facts.sync_addr),
                 incarnation,
                 started_unix_ms: crate::clock::wall_clock_ms(),
@@ -176,14 +176,10 @@ impl Settings {
 
 /// `host:port` as peers should dial it: the configured advertised host
 /// with the bound port; `""` when the listener is disabled.
-fn advertised(config: &Config, bound: &str) -> String {
-    config.advertised_addr(bound)
-}
-
 /// The sync address to advertise: the bound one when anti-entropy attached
 /// first, else the configured `advertised_host:sync_port`.
 fn advertised_sync(config: &Config, bound: &str) -> String {
-    match advertised(config, bound) {
+    match config.advertised_addr(bound) {
         addr if addr.is_empty() && config.network.sync_port != 0 => config.advertised_sync_addr(),
         addr => addr,
     }

@@ -71,12 +71,7 @@ impl KvService {
 }
 
 fn level(s: &str) -> Result<Option<Consistency>, Status> {
-    match s {
-        "" => Ok(None),
-        s => Consistency::parse(s).map(Some).ok_or_else(|| {
-            Status::invalid_argument(format!("unknown consistency {s:?}; use one, quorum or all"))
-        }),
-    }
+    Consistency::parse_request(s).map_err(Status::invalid_argument)
 }
 
 fn version(v: Version) -> Option<proto::Version> {
