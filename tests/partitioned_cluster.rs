@@ -506,15 +506,32 @@ fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
     } = start_cluster(3, 3);
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("SET before v"), "OK");
+    let keys: Vec<String> = (0..40).map(|i| format!("spec:{i}")).collect();
+    for k in &keys {
+        assert_eq!(c1.ask(&format!("SET {k} v")), "OK");
+    }
     signal(&nodes[2], "-STOP");
-    // Quorum needs p1 and p2 only: no wait for p3.
+    // Quorum needs p1 and p2 only: no wait for p3. Reads that asked p3
+    // first (about half of these keys, by ring order) ask p2 as well after
+    // cluster.speculative_retry_ms (100 ms), long before p3 is seen down
+    // (1 s) or the request timeout (1 s).
     let started = Instant::now();
     assert_eq!(c1.ask("SET during v"), "OK");
-    assert_eq!(c1.ask("GET during"), "VALUE v");
+    let pipeline: String = keys.iter().map(|k| format!("GET {k}\r\n")).collect();
+    c1.send(pipeline.as_bytes());
+    for k in &keys {
+        assert_eq!(c1.reply(), "VALUE v", "GET {k} with p3 stalled");
+    }
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "{:?}",
         started.elapsed()
+    );
+    assert!(
+        common::metric(
+            nodes[0].metrics_port,
+            "merklekv_cluster_speculative_reads_total"
+        ) > 0.0
     );
     // `all` waits for p3 until cluster.request_timeout_ms (1 s), then answers.
     assert_eq!(c1.ask("CONSISTENCY all"), "OK");

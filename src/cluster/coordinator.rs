@@ -4,7 +4,8 @@
 //!   every replica (this node's store directly, the others through their
 //!   links' batched `Apply`); the reply waits for W acknowledgements.
 //! * Reads ask R replicas (this node first when it is one), trying the next
-//!   replica when one fails, and return the newest version.
+//!   replica when one fails or is slower than `cluster.speculative_retry_ms`,
+//!   and return the newest version.
 //! * Read-modify-writes (INCR, APPEND, PREPEND) run on the key's first live
 //!   replica, so concurrent ones serialise on one store; it refreshes its
 //!   copy from a quorum read first, then replicates the result.
@@ -39,6 +40,9 @@ pub struct Settings {
     pub read: Consistency,
     /// How long a request waits for its replicas.
     pub timeout: Duration,
+    /// How long a read waits before it also asks the next replica
+    /// (`None`: it never does).
+    pub speculative_retry: Option<Duration>,
 }
 
 /// A read-modify-write, run on the key's first live replica.
@@ -378,35 +382,9 @@ impl Coordinator {
         }
         self.count("read");
         spares.reverse(); // pop() takes them in ring order
-        let wanted = required - answers.len();
-        let gathered = if wanted == 1 {
-            // One answer still wanted: ask the replicas in turn, no set of
-            // futures to keep.
-            let one = async {
-                while let Some(link) = spares.pop() {
-                    let answer = match link.read(key) {
-                        Ok(reply) => reply.await,
-                        Err(e) => Err(e),
-                    };
-                    match answer {
-                        Ok(a) => return Some((Some(link), a)),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "replica did not answer a read");
-                            self.metrics.count_failure(&e);
-                        }
-                    }
-                }
-                None
-            };
-            let got = tokio::time::timeout(self.settings.timeout, one).await;
-            if let Ok(Some(answer)) = got {
-                answers.push(answer);
-            }
-            answers.len() >= required
-        } else {
-            self.gather_reads(key, required, &mut answers, &mut spares)
-                .await
-        };
+        let gathered = self
+            .gather_reads(key, required, &mut answers, &mut spares)
+            .await;
         if gathered {
             Ok(self.newest(key, answers))
         } else {
@@ -414,8 +392,12 @@ impl Coordinator {
         }
     }
 
-    /// Asks replicas from `spares` at once until `required` answers are in
-    /// (trying the next spare for each failure) or the timeout passed.
+    /// Asks replicas from `spares` until `required` answers are in or the
+    /// timeout passed: as many at once as answers are wanted, the next
+    /// spare for each one that fails, and one more spare each
+    /// `speculative_retry` while answers are still missing (a replica that
+    /// died but is not yet seen down would otherwise hold the read until the
+    /// timeout). One timer serves both deadlines.
     async fn gather_reads(
         &self,
         key: &[u8],
@@ -429,31 +411,50 @@ impl Coordinator {
             Ok(reply) => pending.push(Box::pin(async move { (link, reply.await) })),
             Err(e) => self.metrics.count_failure(&e),
         };
-        while answers.len() + pending.len() < required {
-            let Some(link) = spares.pop() else { break };
-            ask(link, &mut pending);
-        }
-        let wait = async {
-            while let Some((link, answer)) = pending.next().await {
-                match answer {
-                    Ok(a) => {
-                        answers.push((Some(link), a));
-                        if answers.len() >= required {
-                            return;
-                        }
-                    }
-                    Err(e) => {
+        let start = tokio::time::Instant::now();
+        let deadline = start + self.settings.timeout;
+        let mut speculate_at = self.settings.speculative_retry.map(|d| start + d);
+        let wake = |at: Option<tokio::time::Instant>| at.map_or(deadline, |at| at.min(deadline));
+        let timer = tokio::time::sleep_until(wake(speculate_at));
+        tokio::pin!(timer);
+        loop {
+            while answers.len() + pending.len() < required {
+                let Some(link) = spares.pop() else { break };
+                ask(link, &mut pending);
+            }
+            if answers.len() >= required {
+                return true;
+            }
+            if pending.is_empty() {
+                return false; // every replica failed
+            }
+            tokio::select! {
+                biased;
+                next = pending.next() => match next {
+                    Some((link, Ok(answer))) => answers.push((Some(link), answer)),
+                    Some((_, Err(e))) => {
                         tracing::debug!(error = %e, "replica did not answer a read");
                         self.metrics.count_failure(&e);
-                        if let Some(link) = spares.pop() {
-                            ask(link, &mut pending);
-                        }
                     }
+                    None => {}
+                },
+                () = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    if let Some(link) = spares.pop() {
+                        self.metrics.speculative_reads.inc();
+                        ask(link, &mut pending);
+                    }
+                    speculate_at = match (self.settings.speculative_retry, spares.is_empty()) {
+                        (Some(d), false) => Some(now + d),
+                        _ => None,
+                    };
+                    timer.as_mut().reset(wake(speculate_at));
                 }
             }
-        };
-        let _ = tokio::time::timeout(self.settings.timeout, wait).await;
-        answers.len() >= required
+        }
     }
 
     /// The newest of the replicas' answers; replicas that answered older

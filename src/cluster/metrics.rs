@@ -28,6 +28,9 @@ pub struct ClusterMetrics {
     pub heartbeat_failures: Counter,
     /// Stale replicas a read wrote the newest entry back to.
     pub read_repairs: Counter,
+    /// Extra replicas reads asked because the ones asked first had not
+    /// answered within `cluster.speculative_retry_ms`.
+    pub speculative_reads: Counter,
     /// Ring states from peers that were refused, by reason (`invalid`,
     /// `mismatch` = other vnodes or replication factor, `conflict` = same
     /// version, other members).
@@ -51,6 +54,7 @@ impl Default for ClusterMetrics {
             replica_failures: Family::default(),
             heartbeat_failures: Counter::default(),
             read_repairs: Counter::default(),
+            speculative_reads: Counter::default(),
             ring_states_refused: Family::default(),
             members: Gauge::default(),
             members_up: Gauge::default(),
@@ -97,6 +101,11 @@ impl ClusterMetrics {
             "read_repairs",
             "Stale replicas a read wrote the newest entry back to",
             self.read_repairs.clone(),
+        );
+        r.register(
+            "speculative_reads",
+            "Extra replicas asked because the first ones were slow to answer a read",
+            self.speculative_reads.clone(),
         );
         r.register(
             "ring_states_refused",

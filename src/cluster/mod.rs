@@ -96,6 +96,8 @@ impl Cluster {
                 write: c.write_consistency,
                 read: c.read_consistency,
                 timeout,
+                speculative_retry: (c.speculative_retry_ms > 0)
+                    .then(|| Duration::from_millis(c.speculative_retry_ms)),
             },
             metrics.clone(),
         );

@@ -79,6 +79,11 @@ pub struct ClusterConfig {
     /// How long a coordinator waits for replicas before answering
     /// `unavailable` (default 2000 ms).
     pub request_timeout_ms: u64,
+    /// A read whose replicas have not answered after this long also asks
+    /// the next replica (Cassandra's speculative retry), so a replica that
+    /// died but is not yet seen down costs this, not the request timeout
+    /// (default 100 ms; 0 = never).
+    pub speculative_retry_ms: u64,
     /// How often each node heartbeats every member (default 500 ms).
     pub heartbeat_interval_ms: u64,
     /// A member not heard from for this long is down (default 3000 ms).
@@ -99,6 +104,7 @@ impl Default for ClusterConfig {
             write_consistency: Consistency::Quorum,
             read_consistency: Consistency::Quorum,
             request_timeout_ms: 2000,
+            speculative_retry_ms: 100,
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
             max_hint_bytes: 64 << 20,

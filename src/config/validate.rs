@@ -66,6 +66,11 @@ fn validate_cluster(c: &Config) -> Result<(), ConfigError> {
         || format!("{} is out of range (1..=600000)", k.request_timeout_ms),
     )?;
     check(
+        k.speculative_retry_ms <= 600_000,
+        "cluster.speculative_retry_ms",
+        || format!("{} is out of range (0..=600000)", k.speculative_retry_ms),
+    )?;
+    check(
         (10..=60_000).contains(&k.heartbeat_interval_ms),
         "cluster.heartbeat_interval_ms",
         || format!("{} is out of range (10..=60000)", k.heartbeat_interval_ms),
