@@ -562,6 +562,21 @@ fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
     signal(&nodes[2], "-CONT");
     assert!(wait_until(Duration::from_secs(10), || c1.ask("GET before")
         == "VALUE v"));
+    // The writes p3 was sent but never answered (it was up as far as p1
+    // knew) became hints when their calls timed out, and were handed over
+    // once p3 answered heartbeats again (anti-entropy is off here).
+    let missed = ["during", "stalled"];
+    assert!(wait_until(Duration::from_secs(10), || {
+        local_entries(&rt, syncs[2], &missed)
+            .iter()
+            .all(|e| e.version.is_some())
+    }));
+    assert!(
+        common::metric(
+            nodes[0].metrics_port,
+            "merklekv_cluster_hints_delivered_total"
+        ) >= 2.0
+    );
     nodes[2].kill();
 }
 
@@ -681,4 +696,62 @@ fn hints_bring_a_returning_replica_up_to_date_without_anti_entropy() {
     assert_eq!(c3.ask("CONSISTENCY one"), "OK");
     assert_eq!(c3.ask("GET hinted:7"), "NOT_FOUND");
     assert_eq!(c3.ask("GET hinted:8"), "VALUE v");
+}
+
+#[test]
+fn hints_survive_a_coordinator_crash() {
+    // p1 (persistence on) holds hints for the dead p3, is killed -9 after
+    // the hint flush interval (100 ms) and restarted; p3 then comes back
+    // and gets every write from p1's hints read back from disk (anti-entropy
+    // is off, and no read touches those keys).
+    let plan = Plan::new(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p1 = plan.spec(0, 3).env("MERKLE_KV_STORAGE_PERSISTENCE", true);
+    p1.data_dir = Some(dir.path().join("p1"));
+    let mut nodes = [
+        plan.start(0, p1),
+        plan.start(1, plan.spec(1, 3)),
+        plan.start(2, plan.spec(2, 3)),
+    ];
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    nodes[2].kill();
+    assert!(wait_until(Duration::from_secs(10), || {
+        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
+    }));
+    let keys: Vec<String> = (0..200).map(|i| format!("durable-hint:{i}")).collect();
+    let mut c1 = nodes[0].client();
+    for key in &keys {
+        assert_eq!(c1.ask(&format!("SET {key} v")), "OK");
+    }
+    assert_eq!(
+        common::metric(nodes[0].metrics_port, "merklekv_cluster_hints_stored_total"),
+        200.0
+    );
+    let hint_file = dir.path().join("p1").join("hints").join("p3.hints");
+    std::thread::sleep(Duration::from_millis(400));
+    nodes[0].kill();
+    assert!(
+        hint_file.exists(),
+        "no hint file at {}",
+        hint_file.display()
+    );
+    let spec = nodes[0].spec.clone();
+    nodes[0] = plan.start(0, spec);
+    nodes[2] = plan.start(2, plan.spec(2, 3));
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            held_locally(&rt, syncs[2], &keys).iter().all(|held| *held)
+        }),
+        "p3 did not get the hints p1 read back"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        common::metric(
+            nodes[0].metrics_port,
+            "merklekv_cluster_hints_delivered_total",
+        ) == 200.0
+    }));
+    // Delivered: the file is gone.
+    assert!(wait_until(Duration::from_secs(5), || !hint_file.exists()));
 }

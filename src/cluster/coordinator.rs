@@ -228,8 +228,12 @@ impl Coordinator {
         let view = self.membership.view();
         let targets = self.targets(&view, key);
         let required = level.required(targets.len());
-        let pending: FuturesUnordered<BoxFuture<Result<bool, PeerError>>> = FuturesUnordered::new();
+        let mut pending: FuturesUnordered<BoxFuture<Result<bool, PeerError>>> =
+            FuturesUnordered::new();
         let mut remote = false;
+        // Key and entry for the replicas whose call fails after it was
+        // sent: they become hints then (one copy shared by them all).
+        let mut for_hints: Option<Arc<(Box<[u8]>, Entry)>> = None;
         for target in &targets {
             match target {
                 Target::Local => {
@@ -256,13 +260,21 @@ impl Coordinator {
                     match link.apply(key, &entry) {
                         Ok(reply) => {
                             let peer = link.node_id.clone();
+                            let hints = self.hints.clone();
+                            let hint = for_hints
+                                .get_or_insert_with(|| Arc::new((key.into(), entry.clone())))
+                                .clone();
                             pending.push(Box::pin(async move {
-                                match reply.await {
-                                    Ok(Ok(Some(was_live))) => Ok(was_live),
-                                    Ok(Ok(None)) => Err(PeerError::Refused { peer }),
+                                let answer = match reply.await {
+                                    Ok(Ok(Some(was_live))) => return Ok(was_live),
+                                    // Refused: a hint would be refused too.
+                                    Ok(Ok(None)) => return Err(PeerError::Refused { peer }),
                                     Ok(Err(e)) => Err(e),
-                                    Err(_) => Err(PeerError::Closed(peer)),
-                                }
+                                    Err(_) => Err(PeerError::Closed(peer.clone())),
+                                };
+                                // Timed out, or the link failed: hand it over later.
+                                hints.store(&peer, &hint.0, &hint.1);
+                                answer
                             }));
                         }
                         Err(e) => {
@@ -280,8 +292,13 @@ impl Coordinator {
         if remote {
             self.count("write");
         }
-        let acks = self.quorum(pending, required, "write").await?;
-        Ok(acks.into_iter().any(|live| live))
+        let acks = self.quorum(&mut pending, required, "write").await;
+        if !pending.is_empty() {
+            // Replicas not waited for still answer (or fail into hints),
+            // off the reply path; each call ends by the request timeout.
+            tokio::spawn(async move { while pending.next().await.is_some() {} });
+        }
+        Ok(acks?.into_iter().any(|live| live))
     }
 
     /// This node's acknowledgement: once its write is as durable as
@@ -308,7 +325,7 @@ impl Coordinator {
     /// the timeout passed.
     async fn quorum<R>(
         &self,
-        mut pending: FuturesUnordered<BoxFuture<Result<R, PeerError>>>,
+        pending: &mut FuturesUnordered<BoxFuture<Result<R, PeerError>>>,
         required: usize,
         kind: &'static str,
     ) -> Result<Vec<R>, ClusterError> {
@@ -629,6 +646,9 @@ impl Coordinator {
                 Slot::Peer(_) | Slot::Unreachable(_) => {}
             }
         }
-        self.quorum(pending, required, "flush").await.map(|_| ())
+        let mut pending = pending;
+        self.quorum(&mut pending, required, "flush")
+            .await
+            .map(|_| ())
     }
 }

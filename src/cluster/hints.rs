@@ -5,9 +5,9 @@
 //!
 //! Bounded by `cluster.max_hint_bytes` (a full store drops new hints) and
 //! `cluster.max_hint_age_seconds` (older hints are dropped at delivery),
-//! both counted. Hints live in memory: a coordinator that restarts loses
-//! the hints it held (the replica is then repaired by reads; range-scoped
-//! anti-entropy is still to come).
+//! both counted. With persistence on they are also kept on disk
+//! ([`super::hint_log`]), so a coordinator that restarts still hands them
+//! over.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::hint_log::{HintLog, LoadedHint};
 use crate::store::Entry;
 
 /// Bytes counted per hint on top of key and value.
@@ -83,6 +84,8 @@ pub struct Hints {
     max_bytes: u64,
     max_age: Duration,
     metrics: HintMetrics,
+    /// Where hints survive a restart (`None`: persistence off).
+    log: Option<HintLog>,
 }
 
 impl Hints {
@@ -95,6 +98,37 @@ impl Hints {
             max_bytes,
             max_age,
             metrics,
+            log: None,
+        }
+    }
+
+    /// Keeps hints in `log` too, starting with the ones it read back
+    /// (`loaded`: they are on disk already). Returns how many were kept.
+    pub fn with_log(mut self, log: HintLog, loaded: Vec<LoadedHint>) -> (Self, usize) {
+        let now = Instant::now();
+        let mut kept = 0;
+        {
+            let mut by = self.by_replica.lock();
+            for l in loaded {
+                let hint = Hint {
+                    at: now.checked_sub(l.age).unwrap_or(now),
+                    key: l.key,
+                    entry: l.entry,
+                };
+                if self.admit(&hint) {
+                    kept += 1;
+                    by.entry(l.replica).or_default().push_back(hint);
+                }
+            }
+        }
+        self.log = Some(log);
+        (self, kept)
+    }
+
+    /// Writes hints buffered for disk to the OS.
+    pub fn flush(&self) {
+        if let Some(log) = &self.log {
+            log.flush();
         }
     }
 
@@ -108,11 +142,11 @@ impl Hints {
         };
         if self.admit(&hint) {
             self.metrics.stored.inc();
-            self.by_replica
-                .lock()
-                .entry(replica.to_owned())
-                .or_default()
-                .push_back(hint);
+            let mut by = self.by_replica.lock();
+            if let Some(log) = &self.log {
+                log.append(replica, key, entry, Duration::ZERO);
+            }
+            by.entry(replica.to_owned()).or_default().push_back(hint);
         }
     }
 
@@ -161,6 +195,10 @@ impl Hints {
             }
             if queue.is_empty() {
                 by.remove(replica);
+                if taken.is_empty() {
+                    // Every one had expired: nothing is in flight either.
+                    self.clear_log(replica);
+                }
             }
         }
         self.release(released);
@@ -178,15 +216,33 @@ impl Hints {
     pub fn put_back(&self, replica: &str, hints: Vec<Hint>) {
         let kept: Vec<Hint> = hints.into_iter().filter(|h| self.admit(h)).collect();
         let mut by = self.by_replica.lock();
+        if let Some(log) = &self.log {
+            for h in &kept {
+                log.append(replica, &h.key, &h.entry, h.at.elapsed());
+            }
+        }
         let queue = by.entry(replica.to_owned()).or_default();
         for hint in kept.into_iter().rev() {
             queue.push_front(hint);
         }
     }
 
-    /// Counts hints handed over.
-    pub fn delivered(&self, n: usize) {
+    /// Counts `n` hints handed to `replica`; once none wait for it, its
+    /// file on disk goes.
+    pub fn delivered(&self, replica: &str, n: usize) {
         self.metrics.delivered.inc_by(n as u64);
+        let by = self.by_replica.lock();
+        if !by.contains_key(replica) {
+            self.clear_log(replica);
+        }
+    }
+
+    /// Removes `replica`'s hint file (call with `by_replica` locked, so no
+    /// hint is appended to it meanwhile).
+    fn clear_log(&self, replica: &str) {
+        if let Some(log) = &self.log {
+            log.clear(replica);
+        }
     }
 
     fn release(&self, bytes: u64) {

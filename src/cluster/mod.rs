@@ -12,6 +12,7 @@ mod batcher;
 pub mod coordinator;
 mod error;
 mod heartbeat;
+pub mod hint_log;
 pub mod hints;
 mod link;
 pub mod membership;
@@ -82,11 +83,30 @@ impl Cluster {
             metrics.clone(),
         ));
         let hint_metrics = hints::HintMetrics::default();
-        let hints = Arc::new(hints::Hints::new(
+        let hints = hints::Hints::new(
             c.max_hint_bytes,
             Duration::from_secs(c.max_hint_age_seconds),
             hint_metrics.clone(),
-        ));
+        );
+        let hints = Arc::new(match config.storage.persistence {
+            false => hints,
+            true => {
+                let dir = config.data_dir().join("hints");
+                match hint_log::HintLog::open(&dir) {
+                    Ok((log, loaded)) => {
+                        let (hints, kept) = hints.with_log(log, loaded);
+                        if kept > 0 {
+                            tracing::info!(hints = kept, dir = %dir.display(), "hints read back from disk");
+                        }
+                        hints
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot open the hint directory; hints are kept in memory only");
+                        hints
+                    }
+                }
+            }
+        });
         let coordinator = Coordinator::new(
             store.clone(),
             membership.clone(),
@@ -232,7 +252,7 @@ impl Cluster {
                     failed.push(hint);
                 }
             }
-            self.hints.delivered(delivered);
+            self.hints.delivered(&link.node_id, delivered);
             if !failed.is_empty() {
                 tracing::debug!(peer = %link.node_id, failed = failed.len(), "hints not delivered");
                 self.hints.put_back(&link.node_id, failed);
@@ -283,6 +303,7 @@ pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Resul
         interval,
         start.shutdown.subscribe(),
     ));
+    let flusher = tokio::spawn(flush_hints(cluster.clone(), start.shutdown.subscribe()));
     tracing::info!(
         replication_factor = config.cluster.replication_factor,
         vnodes = config.cluster.vnodes,
@@ -292,7 +313,23 @@ pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Resul
         "partitioned cluster attached"
     );
     Ok(Attached {
-        tasks: vec![task],
+        tasks: vec![task, flusher],
         ..Attached::default()
     })
+}
+
+/// Writes buffered hints to disk every [`hint_log::FLUSH_INTERVAL`], and
+/// once more at shutdown.
+async fn flush_hints(cluster: Arc<Cluster>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(hint_log::FLUSH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => cluster.hints.flush(),
+            _ = shutdown.wait_for(|stop| *stop) => {
+                cluster.hints.flush();
+                return;
+            }
+        }
+    }
 }
