@@ -755,3 +755,67 @@ fn hints_survive_a_coordinator_crash() {
     // Delivered: the file is gone.
     assert!(wait_until(Duration::from_secs(5), || !hint_file.exists()));
 }
+
+#[test]
+fn read_repair_chance_repairs_replicas_a_read_at_one_did_not_ask() {
+    // cluster.read_repair_chance = 1.0: every read, once answered, also
+    // asks the replicas its level did not. A newer entry is merged by hand
+    // into p1 and p2 only; a read at `one` through p1 (answered from p1's
+    // own store) still brings p3 up to date.
+    let plan = Plan::new(3);
+    let nodes: Vec<NodeProcess> = (0..3)
+        .map(|i| {
+            let spec = plan
+                .spec(i, 3)
+                .env("MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE", "1.0");
+            plan.start(i, spec)
+        })
+        .collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs, 3);
+    let mut c1 = nodes[0].client();
+    assert_eq!(c1.ask("CONSISTENCY all"), "OK");
+    assert_eq!(c1.ask("SET chance v0"), "OK");
+    let version = proto::Version {
+        hlc: merklekv::clock::from_physical_ms(merklekv::clock::wall_clock_ms() + 10),
+        node: merklekv::store::node_number("by-hand"),
+    };
+    let newer = proto::Entry {
+        key: b"chance".to_vec(),
+        value: b"v1".to_vec(),
+        tombstone: false,
+        version: Some(version),
+    };
+    for sync in &syncs[..2] {
+        rt.block_on(async {
+            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
+                .await
+                .expect("connect");
+            c.apply(proto::ApplyRequest {
+                entries: vec![newer.clone()],
+            })
+            .await
+            .expect("apply");
+        });
+    }
+    assert_eq!(local_entries(&rt, syncs[2], &["chance"])[0].value, b"v0");
+    assert_eq!(c1.ask("CONSISTENCY one"), "OK");
+    assert_eq!(c1.ask("GET chance"), "VALUE v1");
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            local_entries(&rt, syncs[2], &["chance"])[0].value == b"v1"
+        }),
+        "p3 was not repaired"
+    );
+    assert!(
+        common::metric(
+            nodes[0].metrics_port,
+            "merklekv_cluster_read_repair_checks_total"
+        ) >= 1.0
+    );
+    assert_eq!(
+        common::metric(nodes[0].metrics_port, "merklekv_cluster_read_repairs_total"),
+        1.0
+    );
+}

@@ -43,6 +43,8 @@ pub struct Settings {
     /// How long a read waits before it also asks the next replica
     /// (`None`: it never does).
     pub speculative_retry: Option<Duration>,
+    /// Share of reads that also check the replicas they did not ask.
+    pub read_repair_chance: f64,
 }
 
 /// A read-modify-write, run on the key's first live replica.
@@ -92,6 +94,40 @@ enum Target {
 }
 
 type Targets = SmallVec<[Target; 4]>;
+
+/// The replicas a read asked and that answered: the remote ones, and
+/// whether this node was one.
+struct Asked {
+    remote: SmallVec<[Arc<PeerLink>; 4]>,
+    local: bool,
+}
+
+/// Writes the newest entry back to stale replicas.
+struct Repairer {
+    store: Arc<Store>,
+    metrics: ClusterMetrics,
+}
+
+impl Repairer {
+    /// Read repair: writes `entry` to a replica that answered an older
+    /// version (`None` = this node's store). The remote write is queued on
+    /// the replica's link and not waited for.
+    fn repair(&self, key: &[u8], replica: Option<&PeerLink>, entry: &Entry) {
+        self.metrics.read_repairs.inc();
+        match replica {
+            None => {
+                if let Err(e) = self.store.merge(key, entry.clone()) {
+                    tracing::warn!(error = %e, "read repair of this node's copy failed");
+                }
+            }
+            Some(link) => {
+                if let Err(e) = link.apply(key, entry) {
+                    self.metrics.count_failure(&e);
+                }
+            }
+        }
+    }
+}
 
 /// Read answers and who gave them (`None`: this node).
 type Answers = SmallVec<[(Option<Arc<PeerLink>>, ReadAnswer); 4]>;
@@ -152,7 +188,9 @@ impl Coordinator {
     /// Whether a read of `key` at `level` is answered by this node's store
     /// alone (one replica asked, and this node is one).
     pub fn reads_locally(&self, key: &[u8], level: Option<Consistency>) -> bool {
-        if level.unwrap_or(self.settings.read) != Consistency::One {
+        if level.unwrap_or(self.settings.read) != Consistency::One
+            || self.settings.read_repair_chance > 0.0
+        {
             return false;
         }
         let view = self.membership.view();
@@ -394,19 +432,97 @@ impl Coordinator {
                 Target::Down(_) => {}
             }
         }
-        if answers.len() >= required {
-            return Ok(self.newest(key, answers));
-        }
-        self.count("read");
         spares.reverse(); // pop() takes them in ring order
-        let gathered = self
-            .gather_reads(key, required, &mut answers, &mut spares)
-            .await;
-        if gathered {
-            Ok(self.newest(key, answers))
-        } else {
-            Err(self.unavailable("read", answers.len(), required))
+        if answers.len() < required {
+            self.count("read");
+            let gathered = self
+                .gather_reads(key, required, &mut answers, &mut spares)
+                .await;
+            if !gathered {
+                return Err(self.unavailable("read", answers.len(), required));
+            }
         }
+        let check = (!spares.is_empty() && self.roll_read_repair()).then(|| Asked {
+            remote: answers.iter().filter_map(|(l, _)| l.clone()).collect(),
+            local: answers.iter().any(|(l, _)| l.is_none()),
+        });
+        let newest = self.newest(key, answers);
+        if let Some(asked) = check {
+            self.check_the_rest(key, newest.clone(), asked, spares);
+        }
+        Ok(newest)
+    }
+
+    /// Whether this read also checks the replicas it did not ask
+    /// (`cluster.read_repair_chance`).
+    fn roll_read_repair(&self) -> bool {
+        let chance = self.settings.read_repair_chance;
+        chance > 0.0 && rand::random::<f64>() < chance
+    }
+
+    /// Read repair beyond the level (`read_repair_chance`): asks `rest`,
+    /// the replicas the read did not, off the reply path, and writes the
+    /// newest entry back wherever it is missing: to the stale ones among
+    /// `rest`, and to the replicas that answered (already agreeing on
+    /// `answered`) when one of `rest` held something newer.
+    fn check_the_rest(
+        &self,
+        key: &[u8],
+        answered: Option<Entry>,
+        asked: Asked,
+        rest: SmallVec<[Arc<PeerLink>; 4]>,
+    ) {
+        self.metrics.read_repair_checks.inc();
+        let mut pending = FuturesUnordered::new();
+        for link in rest {
+            match link.read(key) {
+                Ok(reply) => pending.push(async move { (link, reply.await) }),
+                Err(e) => self.metrics.count_failure(&e),
+            }
+        }
+        let repairer = Repairer {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let key: Box<[u8]> = key.into();
+        let timeout = self.settings.timeout;
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let gather = async {
+                while let Some((link, answer)) = pending.next().await {
+                    match answer {
+                        Ok(a) => answers.push((link, a)),
+                        Err(e) => repairer.metrics.count_failure(&e),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(timeout, gather).await;
+            let version = |e: &Option<Entry>| e.as_ref().map(|e| e.version);
+            let Some(newest) = answers
+                .iter()
+                .map(|(_, a)| a)
+                .chain(std::iter::once(&answered))
+                .max_by_key(|a| version(a))
+                .cloned()
+                .flatten()
+            else {
+                return;
+            };
+            for (link, answer) in &answers {
+                if version(answer) != Some(newest.version) {
+                    repairer.repair(&key, Some(link), &newest);
+                }
+            }
+            if version(&answered) != Some(newest.version) {
+                // The replicas the read asked all hold `answered` now.
+                for link in &asked.remote {
+                    repairer.repair(&key, Some(link), &newest);
+                }
+                if asked.local {
+                    repairer.repair(&key, None, &newest);
+                }
+            }
+        });
     }
 
     /// Asks replicas from `spares` until `required` answers are in or the
@@ -492,23 +608,13 @@ impl Coordinator {
         newest
     }
 
-    /// Read repair: writes `entry` to a replica that answered an older
-    /// version (`None` = this node's store). The remote write is queued on
-    /// the replica's link and not waited for.
+    /// Read repair of one replica (see [`Repairer::repair`]).
     fn repair(&self, key: &[u8], replica: Option<&PeerLink>, entry: &Entry) {
-        self.metrics.read_repairs.inc();
-        match replica {
-            None => {
-                if let Err(e) = self.store.merge(key, entry.clone()) {
-                    tracing::warn!(error = %e, "read repair of this node's copy failed");
-                }
-            }
-            Some(link) => {
-                if let Err(e) = link.apply(key, entry) {
-                    self.metrics.count_failure(&e);
-                }
-            }
+        Repairer {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
         }
+        .repair(key, replica, entry);
     }
 
     /// The live value of `key` at the read level.

@@ -28,6 +28,9 @@ pub struct ClusterMetrics {
     pub heartbeat_failures: Counter,
     /// Stale replicas a read wrote the newest entry back to.
     pub read_repairs: Counter,
+    /// Reads that also checked the replicas their level did not ask
+    /// (`cluster.read_repair_chance`).
+    pub read_repair_checks: Counter,
     /// Extra replicas reads asked because the ones asked first had not
     /// answered within `cluster.speculative_retry_ms`.
     pub speculative_reads: Counter,
@@ -55,6 +58,7 @@ impl Default for ClusterMetrics {
             heartbeat_failures: Counter::default(),
             read_repairs: Counter::default(),
             speculative_reads: Counter::default(),
+            read_repair_checks: Counter::default(),
             ring_states_refused: Family::default(),
             members: Gauge::default(),
             members_up: Gauge::default(),
@@ -101,6 +105,11 @@ impl ClusterMetrics {
             "read_repairs",
             "Stale replicas a read wrote the newest entry back to",
             self.read_repairs.clone(),
+        );
+        r.register(
+            "read_repair_checks",
+            "Reads that also checked the replicas their level did not ask (read_repair_chance)",
+            self.read_repair_checks.clone(),
         );
         r.register(
             "speculative_reads",

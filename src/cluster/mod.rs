@@ -118,6 +118,7 @@ impl Cluster {
                 timeout,
                 speculative_retry: (c.speculative_retry_ms > 0)
                     .then(|| Duration::from_millis(c.speculative_retry_ms)),
+                read_repair_chance: c.read_repair_chance,
             },
             metrics.clone(),
         );

@@ -84,6 +84,10 @@ pub struct ClusterConfig {
     /// died but is not yet seen down costs this, not the request timeout
     /// (default 100 ms; 0 = never).
     pub speculative_retry_ms: u64,
+    /// Share of reads (0.0..=1.0) that, after answering, also ask the
+    /// replicas the read level did not, and repair the stale ones
+    /// (Cassandra's read_repair_chance; default 0.0).
+    pub read_repair_chance: f64,
     /// How often each node heartbeats every member (default 500 ms).
     pub heartbeat_interval_ms: u64,
     /// A member not heard from for this long is down (default 3000 ms).
@@ -105,6 +109,7 @@ impl Default for ClusterConfig {
             read_consistency: Consistency::Quorum,
             request_timeout_ms: 2000,
             speculative_retry_ms: 100,
+            read_repair_chance: 0.0,
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
             max_hint_bytes: 64 << 20,

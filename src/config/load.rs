@@ -29,6 +29,7 @@ pub(super) const UNTRACED: &str = "the configuration";
 pub(super) enum Kind {
     Str,
     Int,
+    Float,
     Bool,
     StrList,
 }
@@ -38,6 +39,7 @@ impl Kind {
         match self {
             Kind::Str => "a string",
             Kind::Int => "an integer",
+            Kind::Float => "a number with a decimal point (e.g. 0.1)",
             Kind::Bool => "a boolean (true or false)",
             Kind::StrList => "an array of strings",
         }
@@ -99,6 +101,7 @@ fn kind_of(value: &Value) -> Kind {
     match value {
         Value::String(_) => Kind::Str,
         Value::Integer(_) => Kind::Int,
+        Value::Float(_) => Kind::Float,
         Value::Boolean(_) => Kind::Bool,
         Value::Array(_) => Kind::StrList,
         other => panic!(
@@ -312,6 +315,7 @@ fn check_kind(path: &str, value: &Value, kind: Kind, source: &str) -> Result<(),
     let ok = match (kind, value) {
         (Kind::Str, Value::String(_))
         | (Kind::Int, Value::Integer(_))
+        | (Kind::Float, Value::Float(_))
         | (Kind::Bool, Value::Boolean(_)) => true,
         (Kind::StrList, Value::Array(items)) => {
             if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| !v.is_str()) {
@@ -384,6 +388,7 @@ fn read_env(
     let value = match kind {
         Kind::Str => Value::String(raw.to_owned()),
         Kind::Int => Value::Integer(raw.trim().parse().map_err(|_| wrong())?),
+        Kind::Float => Value::Float(raw.trim().parse().map_err(|_| wrong())?),
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "true" => Value::Boolean(true),
             "false" => Value::Boolean(false),

@@ -71,6 +71,11 @@ fn validate_cluster(c: &Config) -> Result<(), ConfigError> {
         || format!("{} is out of range (0..=600000)", k.speculative_retry_ms),
     )?;
     check(
+        (0.0..=1.0).contains(&k.read_repair_chance),
+        "cluster.read_repair_chance",
+        || format!("{} is out of range (0.0..=1.0)", k.read_repair_chance),
+    )?;
+    check(
         (10..=60_000).contains(&k.heartbeat_interval_ms),
         "cluster.heartbeat_interval_ms",
         || format!("{} is out of range (10..=60000)", k.heartbeat_interval_ms),

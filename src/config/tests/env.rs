@@ -177,3 +177,37 @@ fn validation_errors_name_the_env_var_that_set_the_value() {
     assert_invalid(&e, "network.bind_port");
     assert!(e.to_string().contains("MERKLE_KV_NETWORK_BIND_PORT"), "{e}");
 }
+
+#[test]
+fn float_keys_take_decimals_from_files_and_env_and_refuse_the_rest() {
+    let c = ok(load_env(&[(
+        "MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE",
+        "0.25",
+    )]))
+    .config;
+    assert_eq!(c.cluster.read_repair_chance, 0.25);
+    let file = "[cluster]\nread_repair_chance = 0.5\n";
+    let c = ok(Config::from_sources(Some((file, NAME)), env(&[]))).config;
+    assert_eq!(c.cluster.read_repair_chance, 0.5);
+
+    let e = err(load_env(&[(
+        "MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE",
+        "often",
+    )]));
+    assert!(
+        e.to_string().contains("a number with a decimal point"),
+        "{e}"
+    );
+    let e = err(Config::from_sources(
+        Some(("[cluster]\nread_repair_chance = 1\n", NAME)),
+        env(&[]),
+    ));
+    assert!(e.to_string().contains("the integer 1"), "{e}");
+    for bad in ["1.5", "-0.1", "NaN"] {
+        let e = err(load_env(&[("MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE", bad)]));
+        assert!(
+            e.to_string().contains("cluster.read_repair_chance"),
+            "{bad}: {e}"
+        );
+    }
+}
