@@ -44,6 +44,9 @@ enum ClusterCmd {
     Status(ClusterArgs),
     /// Token ranges and their replica sets.
     Ring(ClusterArgs),
+    /// Run a range-scoped anti-entropy round with every member up, now,
+    /// and report what moved.
+    Repair(ClusterArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,11 +79,29 @@ fn main() -> ExitCode {
             let Some(runtime) = runtime(Some(1)) else {
                 return ExitCode::FAILURE;
             };
+            use merklekv::cluster::admin;
             let (args, show): (_, fn(&_, bool) -> String) = match &what {
-                ClusterCmd::Status(a) => (a, merklekv::cluster::admin::status),
-                ClusterCmd::Ring(a) => (a, merklekv::cluster::admin::ring),
+                ClusterCmd::Status(a) => (a, admin::status),
+                ClusterCmd::Ring(a) => (a, admin::ring),
+                ClusterCmd::Repair(a) => {
+                    return match runtime.block_on(admin::repair(&a.node)) {
+                        Ok(report) => {
+                            println!("{}", admin::repair_report(&report, a.json).trim_end());
+                            let failed = report.peers.iter().any(|p| !p.error.is_empty());
+                            if failed {
+                                ExitCode::FAILURE
+                            } else {
+                                ExitCode::SUCCESS
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("merklekv cluster: {e:#}");
+                            ExitCode::FAILURE
+                        }
+                    };
+                }
             };
-            match runtime.block_on(merklekv::cluster::admin::fetch(&args.node)) {
+            match runtime.block_on(admin::fetch(&args.node)) {
                 Ok(state) => {
                     print!("{}", show(&state, args.json));
                     if args.json {

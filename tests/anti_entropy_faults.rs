@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anti_entropy_support::fake::{serve_garbage, serve_liar, Lie};
-use anti_entropy_support::{runtime, store, sync_at};
+use anti_entropy_support::{range_sync_at, runtime, store, sync_at};
 use common::{free_port, wait_until, NodeProcess, NodeSpec};
 use merklekv::config::SyncMode;
 use merklekv::store::{TreeShape, WriteOp};
@@ -66,6 +66,15 @@ fn lying_slow_and_down_peers_fail_the_round_and_change_nothing() {
                     started.elapsed() < Duration::from_secs(5),
                     "{lie:?} took too long"
                 );
+                assert_eq!(local.root(), root, "{lie:?}: something was merged");
+            }
+            // Range-scoped rounds (the partitioned cluster) too; the shape
+            // and the root hash play no part in them.
+            if !matches!(lie, Lie::WrongShape | Lie::GarbageHash) {
+                let err = range_sync_at(&local, addr, tuning)
+                    .await
+                    .expect_err("a lying peer must fail the range round");
+                assert_eq!(err.kind(), kind, "{lie:?} range round: {err}");
                 assert_eq!(local.root(), root, "{lie:?}: something was merged");
             }
         }

@@ -1,5 +1,6 @@
-//! `merklekv cluster status|ring --node HOST:PORT [--json]`: what one node
-//! knows of the ring, for operators (a table) and scripts (JSON).
+//! `merklekv cluster status|ring|repair --node HOST:PORT [--json]`: what one
+//! node knows of the ring, and a repair run on it now, for operators (a
+//! table) and scripts (JSON).
 
 use std::fmt::Write as _;
 
@@ -31,6 +32,83 @@ pub async fn fetch(node: &str) -> anyhow::Result<proto::GetRingStateResponse> {
             _ => anyhow::anyhow!("GetRingState on {node} failed: {}", s.message()),
         })?;
     Ok(answer.into_inner())
+}
+
+/// Asks the node at `node` to run a range-scoped repair round with every
+/// member it sees up (waits for them: at most 10 minutes).
+pub async fn repair(node: &str) -> anyhow::Result<proto::RepairResponse> {
+    let url = format!("http://{node}");
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .with_context(|| format!("{node:?} is not host:port"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(600))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
+    let answer = ClusterClient::new(channel)
+        .repair(proto::RepairRequest {})
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
+            ),
+            _ => anyhow::anyhow!("Repair on {node} failed: {}", s.message()),
+        })?;
+    Ok(answer.into_inner())
+}
+
+/// One line per peer: ranges compared, keys moved each way, round trips
+/// and bytes; or the error.
+pub fn repair_report(report: &proto::RepairResponse, as_json: bool) -> String {
+    if as_json {
+        let peers: Vec<_> = report
+            .peers
+            .iter()
+            .map(|p| {
+                json!({
+                    "node_id": p.node_id, "ranges": p.ranges, "in_sync": p.in_sync,
+                    "keys_pulled": p.keys_pulled, "keys_pushed": p.keys_pushed,
+                    "round_trips": p.round_trips, "bytes_sent": p.bytes_sent,
+                    "bytes_received": p.bytes_received, "elapsed_ms": p.elapsed_ms,
+                    "error": (!p.error.is_empty()).then_some(&p.error),
+                })
+            })
+            .collect();
+        return json!({ "node_id": report.node_id, "peers": peers }).to_string();
+    }
+    let mut out = format!("repair on {}\n", report.node_id);
+    if report.peers.is_empty() {
+        out.push_str("  no member is up\n");
+    }
+    for p in &report.peers {
+        let _ = if !p.error.is_empty() {
+            writeln!(
+                out,
+                "  {:<16} {} ranges  FAILED: {}",
+                p.node_id, p.ranges, p.error
+            )
+        } else if p.in_sync {
+            writeln!(
+                out,
+                "  {:<16} {} ranges  in sync  ({} round trip, {} B sent, {} ms)",
+                p.node_id, p.ranges, p.round_trips, p.bytes_sent, p.elapsed_ms
+            )
+        } else {
+            writeln!(
+                out,
+                "  {:<16} {} ranges  pulled {} keys, pushed {} keys  ({} round trips, {} B sent, {} B received, {} ms)",
+                p.node_id,
+                p.ranges,
+                p.keys_pulled,
+                p.keys_pushed,
+                p.round_trips,
+                p.bytes_sent,
+                p.bytes_received,
+                p.elapsed_ms
+            )
+        };
+    }
+    out
 }
 
 /// Members, up/down, ring version, keys and bytes per node, ownership.

@@ -28,6 +28,11 @@ pub struct ClusterMetrics {
     pub heartbeat_failures: Counter,
     /// Stale replicas a read wrote the newest entry back to.
     pub read_repairs: Counter,
+    /// Range-scoped anti-entropy rounds, by outcome (`in_sync`,
+    /// `repaired`, `failed`).
+    pub repair_rounds: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Keys those rounds moved, by direction (`pulled`, `pushed`).
+    pub repair_keys: Family<[(&'static str, &'static str); 1], Counter>,
     /// Reads that also checked the replicas their level did not ask
     /// (`cluster.read_repair_chance`).
     pub read_repair_checks: Counter,
@@ -59,6 +64,8 @@ impl Default for ClusterMetrics {
             read_repairs: Counter::default(),
             speculative_reads: Counter::default(),
             read_repair_checks: Counter::default(),
+            repair_rounds: Family::default(),
+            repair_keys: Family::default(),
             ring_states_refused: Family::default(),
             members: Gauge::default(),
             members_up: Gauge::default(),
@@ -105,6 +112,16 @@ impl ClusterMetrics {
             "read_repairs",
             "Stale replicas a read wrote the newest entry back to",
             self.read_repairs.clone(),
+        );
+        r.register(
+            "repair_rounds",
+            "Range-scoped anti-entropy rounds, by outcome",
+            self.repair_rounds.clone(),
+        );
+        r.register(
+            "repair_keys",
+            "Keys range-scoped anti-entropy rounds moved, by direction",
+            self.repair_keys.clone(),
         );
         r.register(
             "read_repair_checks",

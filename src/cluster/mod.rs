@@ -17,6 +17,7 @@ pub mod hints;
 mod link;
 pub mod membership;
 mod metrics;
+pub mod repair;
 pub mod ring;
 pub mod service;
 mod wire_error;
@@ -51,6 +52,8 @@ pub struct Cluster {
     hints: Arc<hints::Hints>,
     hint_metrics: hints::HintMetrics,
     links: link::LinkSettings,
+    /// Timeouts and page sizes of range-scoped anti-entropy rounds.
+    sync_tuning: crate::sync::Tuning,
 }
 
 impl Cluster {
@@ -131,6 +134,7 @@ impl Cluster {
             hints,
             hint_metrics,
             links,
+            sync_tuning: crate::sync::tuning_from_config(config),
         }))
     }
 
@@ -305,16 +309,26 @@ pub async fn attach(start: StartUp<'_>, cluster: &Arc<Cluster>) -> anyhow::Resul
         start.shutdown.subscribe(),
     ));
     let flusher = tokio::spawn(flush_hints(cluster.clone(), start.shutdown.subscribe()));
+    let mut tasks = vec![task, flusher];
+    let ae = &config.anti_entropy;
+    if ae.enabled {
+        tasks.push(tokio::spawn(repair::run(
+            cluster.clone(),
+            Duration::from_secs(ae.interval_seconds.max(1)),
+            start.shutdown.subscribe(),
+        )));
+    }
     tracing::info!(
         replication_factor = config.cluster.replication_factor,
         vnodes = config.cluster.vnodes,
         write = config.cluster.write_consistency.as_str(),
         read = config.cluster.read_consistency.as_str(),
+        range_repair = ae.enabled,
         sync = %sync_addr,
         "partitioned cluster attached"
     );
     Ok(Attached {
-        tasks: vec![task, flusher],
+        tasks,
         ..Attached::default()
     })
 }

@@ -81,6 +81,23 @@ impl ClusterRpc for ClusterService {
     ) -> Result<Response<proto::GetRingStateResponse>, Status> {
         Ok(Response::new(self.cluster.ring_status()))
     }
+
+    async fn repair(
+        &self,
+        _request: Request<proto::RepairRequest>,
+    ) -> Result<Response<proto::RepairResponse>, Status> {
+        let peers = self
+            .cluster
+            .repair_all()
+            .await
+            .into_iter()
+            .map(super::repair::PeerRepair::to_proto)
+            .collect();
+        Ok(Response::new(proto::RepairResponse {
+            node_id: self.cluster.store.node_id().to_owned(),
+            peers,
+        }))
+    }
 }
 
 #[tonic::async_trait]

@@ -121,6 +121,23 @@ impl Store {
         ranges: &[std::ops::RangeInclusive<u64>],
         mut f: impl FnMut(u64, &[u8], &Entry),
     ) {
+        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, &slot.entry));
+    }
+
+    /// [`Store::visit_leaves`] with each entry's digest instead.
+    pub(super) fn visit_slots(
+        &self,
+        ranges: &[std::ops::RangeInclusive<u64>],
+        mut f: impl FnMut(u64, &[u8], u128),
+    ) {
+        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.digest));
+    }
+
+    fn visit_leaf_slots(
+        &self,
+        ranges: &[std::ops::RangeInclusive<u64>],
+        mut f: impl FnMut(u64, &[u8], &Slot),
+    ) {
         let shape = self.index.shape();
         let last_leaf = shape.leaf_count() - 1;
         let per_shard_bits = shape.leaf_bits() - self.shard_bits;
@@ -157,7 +174,7 @@ impl Store {
                 let leaf = shape.leaf_of(key_hash(key));
                 let pos = in_shard.partition_point(|r| *r.end() < leaf);
                 if in_shard.get(pos).is_some_and(|r| r.contains(&leaf)) {
-                    f(leaf, key, &slot.entry);
+                    f(leaf, key, slot);
                 }
             }
             drop(map);

@@ -13,6 +13,7 @@
 use std::ops::RangeInclusive;
 
 use super::ranges::{for_each_between, Listed, Position};
+use crate::store::hash_ranges::HashRange;
 use crate::store::Store;
 
 /// What a comparison decided.
@@ -26,10 +27,12 @@ pub struct Decisions {
 
 /// Compares `theirs` (checked, in listing order, covering exactly the span
 /// `(after, upto]` of `ranges`) with our entries in the same span.
+/// `hashes`: only keys whose hash lies in one of these ranges count.
 /// `expired_before` is the HLC below which a tombstone counts as expired.
 pub fn compare_span(
     store: &Store,
     ranges: &[RangeInclusive<u64>],
+    hashes: Option<&[HashRange]>,
     after: Option<&Position>,
     upto: Option<&Position>,
     theirs: &[Listed],
@@ -38,7 +41,7 @@ pub fn compare_span(
     let expired = |l: &Listed| l.tombstone && expired_before.is_some_and(|c| l.version.hlc < c);
     let mut out = Decisions::default();
     let mut t = theirs.iter().peekable();
-    let _ = for_each_between::<()>(store, ranges, after, upto, |ours| {
+    let _ = for_each_between::<()>(store, ranges, hashes, after, upto, |ours| {
         for o in ours {
             while let Some(d) = t.next_if(|d| (d.leaf, &d.key) < (o.leaf, &o.key)) {
                 if !expired(d) {
@@ -112,7 +115,7 @@ mod tests {
         ];
         theirs.sort_by(|a, b| (a.leaf, &a.key).cmp(&(b.leaf, &b.key)));
         let all = [Node::ROOT.leaves(shape)];
-        let d = compare_span(&store, &all, None, None, &theirs, Some(50));
+        let d = compare_span(&store, &all, None, None, None, &theirs, Some(50));
         let mut fetch: Vec<&[u8]> = d.fetch.iter().map(|k| &k[..]).collect();
         fetch.sort();
         assert_eq!(

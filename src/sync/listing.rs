@@ -28,6 +28,7 @@ impl Round {
             subtrees: subtrees.iter().map(|(n, s)| n.to_proto(*s)).collect(),
             after: None,
             max_bytes: self.page_bytes(),
+            hash_ranges: Vec::new(),
         };
         let mut resp = self.rpc.list_digests(req.clone()).await?;
         let listed: Vec<Node> = if with_summaries {
@@ -63,7 +64,7 @@ impl Round {
                 self.expired_before,
             );
             let decisions = tokio::task::spawn_blocking(move || {
-                compare_span(&store, &r, a.as_ref(), u.as_ref(), &theirs, cutoff)
+                compare_span(&store, &r, None, a.as_ref(), u.as_ref(), &theirs, cutoff)
             })
             .await
             .map_err(blocking_error)?;

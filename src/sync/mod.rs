@@ -16,10 +16,12 @@ pub(crate) mod compare;
 pub(crate) mod convert;
 mod descent;
 pub(crate) mod error;
+pub(crate) mod hash_scope;
 pub mod limits;
 mod listing;
 pub mod metrics;
 pub(crate) mod peer;
+pub mod range_round;
 pub(crate) mod ranges;
 pub(crate) mod round;
 mod round_state;
@@ -36,6 +38,7 @@ use std::time::Duration;
 pub use error::SyncError;
 pub use limits::Tuning;
 pub use peer::{channel, endpoint, WireStats};
+pub use range_round::run_range_round;
 pub use round::{run_round, RoundReport};
 pub use runner::SyncEngine;
 
@@ -88,12 +91,9 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
 
     let ae = &config.anti_entropy;
     let partitioned = config.cluster.is_partitioned();
-    if ae.enabled && partitioned {
-        tracing::warn!(
-            "periodic anti-entropy rounds are off in a partitioned cluster: a full-tree round \
-             would copy every key to every node (range-scoped rounds come with the healing work)"
-        );
-    }
+    // Partitioned, the cluster runs range-scoped rounds instead
+    // (cluster::repair): a whole-tree round would copy every key to every
+    // node.
     if ae.enabled && !partitioned {
         let source = scheduler::PeerSource {
             static_peers: ae.peer_list.clone(),

@@ -10,9 +10,9 @@ use super::error::SyncError;
 use super::limits::Tuning;
 use crate::proto::merkle_sync_client::MerkleSyncClient;
 use crate::proto::{
-    FetchKeysRequest, FetchKeysResponse, GetChildrenRequest, GetChildrenResponse, GetRootRequest,
-    GetRootResponse, ListDigestsRequest, ListDigestsResponse, PushEntriesRequest,
-    PushEntriesResponse,
+    CompareRangesRequest, CompareRangesResponse, FetchKeysRequest, FetchKeysResponse,
+    GetChildrenRequest, GetChildrenResponse, GetRootRequest, GetRootResponse, ListDigestsRequest,
+    ListDigestsResponse, PushEntriesRequest, PushEntriesResponse,
 };
 
 /// HTTP/2 flow-control windows: a page (up to 3 MiB) fits in one stream
@@ -156,6 +156,17 @@ impl PeerRpc {
     ) -> Result<PushEntriesResponse, SyncError> {
         self.call("PushEntries", req, |mut c, r| async move {
             c.push_entries(r).await
+        })
+        .await
+    }
+
+    /// `CompareRanges`.
+    pub async fn compare_ranges(
+        &mut self,
+        req: CompareRangesRequest,
+    ) -> Result<CompareRangesResponse, SyncError> {
+        self.call("CompareRanges", req, |mut c, r| async move {
+            c.compare_ranges(r).await
         })
         .await
     }

@@ -10,7 +10,8 @@
 use std::ops::RangeInclusive;
 
 use crate::proto;
-use crate::store::{Store, Summary, TreeShape, Version};
+use crate::store::hash_ranges::{self, HashRange};
+use crate::store::{key_hash, Store, Summary, TreeShape, Version};
 
 use super::convert::summary_from_proto;
 
@@ -171,10 +172,14 @@ fn list_chunk(
     chunk: &[RangeInclusive<u64>],
     after: Option<&Position>,
     upto: Option<&Position>,
+    hashes: Option<&[HashRange]>,
 ) -> Vec<Listed> {
     let mut out = Vec::new();
     store.visit_leaves(chunk, |leaf, key, entry| {
         if after.is_some_and(|p| !p.is_before(leaf, key)) {
+            return;
+        }
+        if hashes.is_some_and(|h| !hash_ranges::contains(h, key_hash(key))) {
             return;
         }
         if upto.is_some_and(|p| p.is_before(leaf, key)) {
@@ -195,10 +200,12 @@ fn list_chunk(
 /// One page of a listing: entries in `ranges` after `after`, in listing
 /// order, until adding the next one would pass `budget` bytes (as measured
 /// by `size`; a page holds at least one entry when any remain). Returns the
-/// page and whether more entries remain.
+/// page and whether more entries remain. `hashes`: only keys whose hash
+/// lies in one of these (sorted, disjoint) ranges.
 pub fn collect_page(
     store: &Store,
     ranges: &[RangeInclusive<u64>],
+    hashes: Option<&[HashRange]>,
     after: Option<&Position>,
     budget: usize,
     size: impl Fn(&Listed) -> usize,
@@ -212,7 +219,7 @@ pub fn collect_page(
         let Some((chunk, next)) = next_chunk(ranges, from, per_shard) else {
             break;
         };
-        for item in list_chunk(store, &chunk, after, None) {
+        for item in list_chunk(store, &chunk, after, None, hashes) {
             let s = size(&item);
             if !out.is_empty() && bytes.saturating_add(s) > budget {
                 return (out, true);
@@ -232,6 +239,7 @@ pub fn collect_page(
 pub fn next_batch(
     store: &Store,
     ranges: &[RangeInclusive<u64>],
+    hashes: Option<&[HashRange]>,
     after: Option<&Position>,
     upto: Option<&Position>,
     from_leaf: u64,
@@ -241,7 +249,7 @@ pub fn next_batch(
         return None;
     }
     let (chunk, next) = next_chunk(ranges, from, leaves_per_shard(store))?;
-    Some((list_chunk(store, &chunk, after, upto), next))
+    Some((list_chunk(store, &chunk, after, upto, hashes), next))
 }
 
 /// Calls `f` with the entries in `ranges` strictly after `after` and at or
@@ -250,6 +258,7 @@ pub fn next_batch(
 pub fn for_each_between<E>(
     store: &Store,
     ranges: &[RangeInclusive<u64>],
+    hashes: Option<&[HashRange]>,
     after: Option<&Position>,
     upto: Option<&Position>,
     mut f: impl FnMut(Vec<Listed>) -> Result<(), E>,
@@ -257,7 +266,7 @@ pub fn for_each_between<E>(
     let mut from = 0;
     // At most one step per shard.
     for _ in 0..=store.shard_count() {
-        let Some((batch, next)) = next_batch(store, ranges, after, upto, from) else {
+        let Some((batch, next)) = next_batch(store, ranges, hashes, after, upto, from) else {
             break;
         };
         f(batch)?;
@@ -329,7 +338,8 @@ mod tests {
             let mut after: Option<Position> = None;
             let mut seen = Vec::new();
             for _ in 0..10_000 {
-                let (page, more) = collect_page(&s, &ranges, after.as_ref(), 300, |l| l.key.len());
+                let (page, more) =
+                    collect_page(&s, &ranges, None, after.as_ref(), 300, |l| l.key.len());
                 assert!(!page.is_empty() || !more);
                 if let Some(last) = page.last() {
                     after = Some(last.position());
@@ -352,7 +362,7 @@ mod tests {
         let s = store(shape, 2000);
         let ranges = vec![100..=9000, 20_000..=20_100, 40_000..=65_535];
         let mut all = Vec::new();
-        for_each_between::<()>(&s, &ranges, None, None, |b| {
+        for_each_between::<()>(&s, &ranges, None, None, None, |b| {
             all.extend(b);
             Ok(())
         })
@@ -363,7 +373,7 @@ mod tests {
         let a = all[10].position();
         let b = all[50].position();
         let mut mid = Vec::new();
-        for_each_between::<()>(&s, &ranges, Some(&a), Some(&b), |x| {
+        for_each_between::<()>(&s, &ranges, None, Some(&a), Some(&b), |x| {
             mid.extend(x);
             Ok(())
         })

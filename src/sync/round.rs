@@ -97,37 +97,56 @@ pub async fn run_round(
     tuning: &Tuning,
 ) -> Result<RoundReport, SyncError> {
     let started = Instant::now();
-    let expired_before = tuning.tombstone_grace.map(|g| {
-        let grace_ms = u64::try_from(g.as_millis()).unwrap_or(u64::MAX);
-        clock::from_physical_ms(clock::wall_clock_ms().saturating_sub(grace_ms))
-    });
-    let mut round = Round {
-        store: store.clone(),
-        shape: store.shape(),
-        rpc: PeerRpc::new(channel, tuning.max_message_bytes),
-        tuning: tuning.clone(),
-        expired_before,
-        fetch: Vec::new(),
-        push: Vec::new(),
-        push_bytes: 0,
-        pulled: 0,
-        pushed: 0,
-        push_applied: 0,
-        digests: 0,
-    };
+    let mut round = Round::new(store, channel, tuning);
     let (peer_node_id, in_sync) = round.run(mode).await?;
-    Ok(RoundReport {
-        peer: peer.to_owned(),
-        peer_node_id,
-        mode,
-        in_sync,
-        keys_pulled: round.pulled,
-        keys_pushed: round.pushed,
-        push_applied: round.push_applied,
-        digests_received: round.digests,
-        wire: round.rpc.wire,
-        elapsed: started.elapsed(),
-    })
+    Ok(round.report(peer, peer_node_id, mode, in_sync, started))
+}
+
+impl Round {
+    /// A round with the peer behind `channel`, nothing done yet.
+    pub(super) fn new(store: &Arc<Store>, channel: Channel, tuning: &Tuning) -> Self {
+        let expired_before = tuning.tombstone_grace.map(|g| {
+            let grace_ms = u64::try_from(g.as_millis()).unwrap_or(u64::MAX);
+            clock::from_physical_ms(clock::wall_clock_ms().saturating_sub(grace_ms))
+        });
+        Round {
+            store: store.clone(),
+            shape: store.shape(),
+            rpc: PeerRpc::new(channel, tuning.max_message_bytes),
+            tuning: tuning.clone(),
+            expired_before,
+            fetch: Vec::new(),
+            push: Vec::new(),
+            push_bytes: 0,
+            pulled: 0,
+            pushed: 0,
+            push_applied: 0,
+            digests: 0,
+        }
+    }
+
+    /// What the round did, once it is over.
+    pub(super) fn report(
+        self,
+        peer: &str,
+        peer_node_id: String,
+        mode: SyncMode,
+        in_sync: bool,
+        started: Instant,
+    ) -> RoundReport {
+        RoundReport {
+            peer: peer.to_owned(),
+            peer_node_id,
+            mode,
+            in_sync,
+            keys_pulled: self.pulled,
+            keys_pushed: self.pushed,
+            push_applied: self.push_applied,
+            digests_received: self.digests,
+            wire: self.rpc.wire,
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 impl Round {

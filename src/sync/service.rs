@@ -14,6 +14,7 @@ use super::convert::{
     digest_to_proto, digest_wire_bytes, entry_from_proto, entry_to_proto, entry_wire_bytes,
     shape_from_proto, shape_to_proto, summary_from_proto, summary_to_proto,
 };
+use super::hash_scope;
 use super::limits::{
     MAX_CHILDREN_PER_CALL, MAX_KEYS_PER_CALL, MAX_PAGE_BYTES, MAX_SUBTREES_PER_CALL,
 };
@@ -22,9 +23,9 @@ use super::ranges::{collect_page, sorted_disjoint, subtree_from_proto, Node, Pos
 use crate::clock;
 use crate::proto::merkle_sync_server::MerkleSync;
 use crate::proto::{
-    FetchKeysRequest, FetchKeysResponse, GetChildrenRequest, GetChildrenResponse, GetRootRequest,
-    GetRootResponse, ListDigestsRequest, ListDigestsResponse, PushEntriesRequest,
-    PushEntriesResponse,
+    CompareRangesRequest, CompareRangesResponse, FetchKeysRequest, FetchKeysResponse,
+    GetChildrenRequest, GetChildrenResponse, GetRootRequest, GetRootResponse, ListDigestsRequest,
+    ListDigestsResponse, PushEntriesRequest, PushEntriesResponse,
 };
 use crate::store::{MergeOutcome, Store, StoreError};
 
@@ -103,6 +104,9 @@ fn parse_subtrees(store: &Store, subtrees: &[crate::proto::Subtree]) -> Result<S
 }
 
 fn list_digests(store: &Store, req: ListDigestsRequest) -> Result<ListDigestsResponse, Status> {
+    if !req.hash_ranges.is_empty() {
+        return list_hash_range_digests(store, req);
+    }
     let subtrees = parse_subtrees(store, &req.subtrees)?;
     let any_summary = subtrees.iter().any(|s| s.2.is_some());
     let mut ranges = Vec::with_capacity(subtrees.len());
@@ -120,6 +124,7 @@ fn list_digests(store: &Store, req: ListDigestsRequest) -> Result<ListDigestsRes
     let (page, more) = collect_page(
         store,
         &ranges,
+        None,
         after.as_ref(),
         page_budget(req.max_bytes),
         |l| digest_wire_bytes(l.key.len()),
@@ -132,6 +137,69 @@ fn list_digests(store: &Store, req: ListDigestsRequest) -> Result<ListDigestsRes
         listed,
         more,
     })
+}
+
+/// `ListDigests` of the keys in key-hash ranges (range-scoped
+/// anti-entropy).
+fn list_hash_range_digests(
+    store: &Store,
+    req: ListDigestsRequest,
+) -> Result<ListDigestsResponse, Status> {
+    if !req.subtrees.is_empty() {
+        return Err(invalid("ask for subtrees or for hash ranges, not both"));
+    }
+    let hashes = hash_scope::ranges_from_proto(&req.hash_ranges).map_err(invalid)?;
+    let leaves = hash_scope::leaf_spans(store.shape(), &hashes);
+    let after = req.after.as_ref().map(Position::from_proto);
+    let (page, more) = collect_page(
+        store,
+        &leaves,
+        Some(&hashes),
+        after.as_ref(),
+        page_budget(req.max_bytes),
+        |l| digest_wire_bytes(l.key.len()),
+    );
+    Ok(ListDigestsResponse {
+        digests: page
+            .iter()
+            .map(|l| digest_to_proto(&l.key, l.version, l.tombstone))
+            .collect(),
+        listed: Vec::new(),
+        more,
+    })
+}
+
+/// `CompareRanges`: which of the caller's range summaries differ from ours.
+fn compare_ranges(
+    store: &Store,
+    req: CompareRangesRequest,
+) -> Result<CompareRangesResponse, Status> {
+    let ranges = hash_scope::ranges_from_proto(&req.ranges).map_err(invalid)?;
+    if req.summaries.len() != ranges.len() {
+        return Err(invalid(format!(
+            "{} summaries for {} ranges",
+            req.summaries.len(),
+            ranges.len()
+        )));
+    }
+    let theirs = req
+        .summaries
+        .iter()
+        .map(summary_from_proto)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
+    let ours = store.hash_range_summaries(&ranges);
+    let mut out = CompareRangesResponse {
+        node_id: store.node_id().to_owned(),
+        ..CompareRangesResponse::default()
+    };
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        if o != t {
+            out.differing.push(i as u32);
+            out.summaries.push(summary_to_proto(*o));
+        }
+    }
+    Ok(out)
 }
 
 fn fetch_keys(store: &Store, req: FetchKeysRequest) -> Result<FetchKeysResponse, Status> {
@@ -175,7 +243,7 @@ fn fetch_keys(store: &Store, req: FetchKeysRequest) -> Result<FetchKeysResponse,
         .map(|s| s.0)
         .collect();
     let after = req.after.as_ref().map(Position::from_proto);
-    let (page, more) = collect_page(store, &ranges, after.as_ref(), budget, |l| {
+    let (page, more) = collect_page(store, &ranges, None, after.as_ref(), budget, |l| {
         entry_wire_bytes(l.key.len(), l.value_len)
     });
     for listed in page {
@@ -282,6 +350,17 @@ impl MerkleSync for SyncService {
         let store = self.store.clone();
         let req = request.into_inner();
         blocking("ListDigests", move || list_digests(&store, req))
+            .await
+            .map(Response::new)
+    }
+
+    async fn compare_ranges(
+        &self,
+        request: Request<CompareRangesRequest>,
+    ) -> Result<Response<CompareRangesResponse>, Status> {
+        let store = self.store.clone();
+        let req = request.into_inner();
+        blocking("CompareRanges", move || compare_ranges(&store, req))
             .await
             .map(Response::new)
     }

@@ -95,7 +95,8 @@ impl Round {
         let ranges: Vec<RangeInclusive<u64>> = nodes.iter().map(|n| n.leaves(self.shape)).collect();
         let mut from = 0;
         for _ in 0..=self.store.shard_count() {
-            let Some((batch, next)) = next_batch(&self.store, &ranges, None, None, from) else {
+            let Some((batch, next)) = next_batch(&self.store, &ranges, None, None, None, from)
+            else {
                 break;
             };
             let cutoff = self.expired_before;

@@ -180,6 +180,26 @@ impl MerkleSync for Liar {
         }))
     }
 
+    async fn compare_ranges(
+        &self,
+        req: Request<CompareRangesRequest>,
+    ) -> Result<Response<CompareRangesResponse>, Status> {
+        self.gate().await?;
+        let n = req.into_inner().ranges.len() as u32;
+        // Every range differs; WrongChildCount names one past the end.
+        let differing: Vec<u32> = if self.0 == Lie::WrongChildCount {
+            vec![n]
+        } else {
+            (0..n).collect()
+        };
+        let summaries = differing.iter().map(|_| summary(0xab, 1)).collect();
+        Ok(Response::new(CompareRangesResponse {
+            node_id: "liar".into(),
+            differing,
+            summaries,
+        }))
+    }
+
     async fn push_entries(
         &self,
         _: Request<PushEntriesRequest>,

@@ -77,6 +77,19 @@ pub async fn sync_at(
     run_round(local, channel, &peer, mode, tuning).await
 }
 
+/// One range-scoped round (every key hash) from `local` against the peer
+/// at `addr`.
+pub async fn range_sync_at(
+    local: &Arc<Store>,
+    addr: SocketAddr,
+    tuning: &Tuning,
+) -> Result<RoundReport, SyncError> {
+    let peer = addr.to_string();
+    let channel = merklekv::sync::channel(&peer, tuning)?;
+    let halves = [0..=u64::MAX / 2, u64::MAX / 2 + 1..=u64::MAX];
+    merklekv::sync::run_range_round(local, channel, &peer, &halves, tuning).await
+}
+
 /// One round from `local` against `peer`.
 pub async fn sync(
     local: &Arc<Store>,
