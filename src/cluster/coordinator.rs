@@ -435,9 +435,12 @@ impl Coordinator {
         spares.reverse(); // pop() takes them in ring order
         if answers.len() < required {
             self.count("read");
-            let gathered = self
-                .gather_reads(key, required, &mut answers, &mut spares)
-                .await;
+            let gathered = if required - answers.len() == 1 {
+                self.read_one_more(key, &mut answers, &mut spares).await
+            } else {
+                self.gather_reads(key, required, &mut answers, &mut spares)
+                    .await
+            };
             if !gathered {
                 return Err(self.unavailable("read", answers.len(), required));
             }
@@ -523,6 +526,50 @@ impl Coordinator {
                 }
             }
         });
+    }
+
+    /// One more answer wanted (the common case: a quorum read on a replica,
+    /// or a read at `one` elsewhere): asks the spares in turn, each for at
+    /// most `speculative_retry` while another is left, the last for what
+    /// remains of the timeout. No set of futures, one timer per attempt: a
+    /// slow replica's late answer is dropped rather than raced.
+    async fn read_one_more(
+        &self,
+        key: &[u8],
+        answers: &mut Answers,
+        spares: &mut SmallVec<[Arc<PeerLink>; 4]>,
+    ) -> bool {
+        let mut now = tokio::time::Instant::now();
+        let deadline = now + self.settings.timeout;
+        while let Some(link) = spares.pop() {
+            if now >= deadline {
+                break;
+            }
+            let until = match (self.settings.speculative_retry, spares.is_empty()) {
+                (Some(d), false) => (now + d).min(deadline),
+                _ => deadline,
+            };
+            let answer = match link.read(key) {
+                Ok(reply) => tokio::time::timeout_at(until, reply).await,
+                Err(e) => Ok(Err(e)),
+            };
+            match answer {
+                Ok(Ok(a)) => {
+                    answers.push((Some(link), a));
+                    return true;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "replica did not answer a read");
+                    self.metrics.count_failure(&e);
+                }
+                Err(_) if spares.is_empty() => break,
+                Err(_) => {
+                    self.metrics.speculative_reads.inc();
+                }
+            }
+            now = tokio::time::Instant::now();
+        }
+        false
     }
 
     /// Asks replicas from `spares` until `required` answers are in or the
