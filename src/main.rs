@@ -47,6 +47,9 @@ enum ClusterCmd {
     /// Run a range-scoped anti-entropy round with every member up, now,
     /// and report what moved.
     Repair(ClusterArgs),
+    /// Hand the keys this node no longer replicates (after a node joined)
+    /// to all their replicas, then drop them here.
+    Cleanup(ClusterArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,6 +86,18 @@ fn main() -> ExitCode {
             let (args, show): (_, fn(&_, bool) -> String) = match &what {
                 ClusterCmd::Status(a) => (a, admin::status),
                 ClusterCmd::Ring(a) => (a, admin::ring),
+                ClusterCmd::Cleanup(a) => {
+                    return match runtime.block_on(admin::cleanup(&a.node)) {
+                        Ok(report) => {
+                            println!("{}", admin::cleanup_report(&report, a.json).trim_end());
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("merklekv cluster: {e:#}");
+                            ExitCode::FAILURE
+                        }
+                    };
+                }
                 ClusterCmd::Repair(a) => {
                     return match runtime.block_on(admin::repair(&a.node)) {
                         Ok(report) => {

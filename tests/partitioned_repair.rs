@@ -6,24 +6,32 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{held_locally, local_entries, ring_state, start_cluster_with, Ask, Started};
+use common::cluster::{
+    held_locally, local_entries, ring_state, runtime, start_cluster_with, wait_for_ring, Ask, Plan,
+    Started,
+};
 use common::wait_until;
 use merklekv::cluster::Ring;
 
 /// `merklekv cluster repair --node 127.0.0.1:<sync> --json`, parsed.
 fn repair(sync: u16) -> serde_json::Value {
+    admin("repair", sync)
+}
+
+/// `merklekv cluster <what> --node 127.0.0.1:<sync> --json`, parsed.
+fn admin(what: &str, sync: u16) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_merklekv"))
-        .args(["cluster", "repair", "--json", "--node"])
+        .args(["cluster", what, "--json", "--node"])
         .arg(format!("127.0.0.1:{sync}"))
         .output()
         .expect("run merklekv cluster repair");
     assert!(
         out.status.success(),
-        "repair failed: {}{}",
+        "{what} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("repair --json prints JSON")
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
 }
 
 fn sum(report: &serde_json::Value, field: &str) -> u64 {
@@ -163,4 +171,63 @@ fn periodic_range_rounds_heal_without_a_command() {
         }),
         "p2 does not hold exactly its share"
     );
+}
+
+#[test]
+fn after_a_join_cleanup_hands_off_and_drops_what_old_owners_no_longer_replicate() {
+    // Three nodes at RF 2 hold 1,200 keys; p4 joins. `cluster cleanup` on
+    // each old node hands every key it no longer replicates to all of the
+    // key's replicas (p4 among them) and forgets it: afterwards every key
+    // is on exactly its two owners under the new ring, and readable.
+    let plan = Plan::new(4);
+    let mut nodes: Vec<_> = (0..3).map(|i| plan.start(i, plan.spec(i, 2))).collect();
+    let rt = runtime();
+    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
+    wait_for_ring(&rt, &syncs[..3], 3);
+    let keys: Vec<String> = (0..1200).map(|i| format!("join:{i}")).collect();
+    let mut c1 = nodes[0].client();
+    assert_eq!(c1.ask("CONSISTENCY all"), "OK");
+    for key in &keys {
+        assert_eq!(c1.ask(&format!("SET {key} v-{key}")), "OK");
+    }
+    nodes.push(plan.start(3, plan.spec(3, 2)));
+    wait_for_ring(&rt, &syncs, 4);
+    assert!(held_locally(&rt, syncs[3], &keys).iter().all(|held| !held));
+
+    let ring = Ring::new(plan.ids.clone(), 256);
+    let owned = |id: &str| -> Vec<bool> {
+        keys.iter()
+            .map(|k| ring.replicas(k.as_bytes(), 2).any(|r| r == id))
+            .collect()
+    };
+    let mut dropped = 0;
+    for sync in &syncs[..3] {
+        let report = admin("cleanup", *sync);
+        println!("cleanup: {report}");
+        assert_eq!(report["kept"], 0, "{report}");
+        assert_eq!(report["dropped"], report["not_owned"], "{report}");
+        dropped += report["dropped"].as_u64().expect("dropped");
+    }
+    let p4_share = owned("p4").iter().filter(|o| **o).count() as u64;
+    // The old owners held 2 x 1,200 copies; p4's share left them.
+    assert_eq!(
+        dropped, p4_share,
+        "every key p4 took was dropped by one old owner"
+    );
+    for (i, id) in plan.ids.iter().enumerate() {
+        assert!(
+            wait_until(Duration::from_secs(10), || held_locally(
+                &rt, syncs[i], &keys
+            ) == owned(id)),
+            "{id} does not hold exactly its share"
+        );
+    }
+    for key in keys.iter().step_by(7) {
+        assert_eq!(c1.ask(&format!("GET {key}")), format!("VALUE v-{key}"));
+    }
+    // Nothing left to hand off, and the replicas agree.
+    assert_eq!(admin("cleanup", syncs[0])["not_owned"], 0);
+    for peer in repair(syncs[3])["peers"].as_array().expect("peers") {
+        assert_eq!(peer["in_sync"], true, "{peer}");
+    }
 }

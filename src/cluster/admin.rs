@@ -57,6 +57,44 @@ pub async fn repair(node: &str) -> anyhow::Result<proto::RepairResponse> {
     Ok(answer.into_inner())
 }
 
+/// Asks the node at `node` to hand off and forget the keys it no longer
+/// replicates (at most 10 minutes).
+pub async fn cleanup(node: &str) -> anyhow::Result<proto::CleanupResponse> {
+    let url = format!("http://{node}");
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .with_context(|| format!("{node:?} is not host:port"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(600))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
+    let answer = ClusterClient::new(channel)
+        .cleanup(proto::CleanupRequest {})
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
+            ),
+            _ => anyhow::anyhow!("Cleanup on {node} failed: {}", s.message()),
+        })?;
+    Ok(answer.into_inner())
+}
+
+/// What a cleanup did, as a line or as JSON.
+pub fn cleanup_report(r: &proto::CleanupResponse, as_json: bool) -> String {
+    if as_json {
+        return json!({
+            "node_id": r.node_id, "scanned": r.scanned, "not_owned": r.not_owned,
+            "dropped": r.dropped, "kept": r.kept,
+        })
+        .to_string();
+    }
+    format!(
+        "cleanup on {}: {} entries scanned, {} not replicated here, {} handed off and dropped, {} kept\n",
+        r.node_id, r.scanned, r.not_owned, r.dropped, r.kept
+    )
+}
+
 /// One line per peer: ranges compared, keys moved each way, round trips
 /// and bytes; or the error.
 pub fn repair_report(report: &proto::RepairResponse, as_json: bool) -> String {

@@ -9,6 +9,7 @@
 
 pub mod admin;
 mod batcher;
+pub mod cleanup;
 pub mod coordinator;
 mod error;
 mod heartbeat;

@@ -98,6 +98,17 @@ impl ClusterRpc for ClusterService {
             peers,
         }))
     }
+
+    async fn cleanup(
+        &self,
+        _request: Request<proto::CleanupRequest>,
+    ) -> Result<Response<proto::CleanupResponse>, Status> {
+        let report = self
+            .cluster
+            .cleanup(self.cluster.sync_tuning.rpc_timeout)
+            .await;
+        Ok(Response::new(report.to_proto(self.cluster.store.node_id())))
+    }
 }
 
 #[tonic::async_trait]

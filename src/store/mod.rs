@@ -12,6 +12,7 @@
 mod entry;
 mod entry_rule;
 mod error;
+mod forget;
 pub mod hash_ranges;
 mod merkle;
 mod ops;
