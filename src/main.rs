@@ -83,46 +83,32 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             use merklekv::cluster::admin;
-            let (args, show): (_, fn(&_, bool) -> String) = match &what {
-                ClusterCmd::Status(a) => (a, admin::status),
-                ClusterCmd::Ring(a) => (a, admin::ring),
-                ClusterCmd::Cleanup(a) => {
-                    return match runtime.block_on(admin::cleanup(&a.node)) {
-                        Ok(report) => {
-                            println!("{}", admin::cleanup_report(&report, a.json).trim_end());
-                            ExitCode::SUCCESS
-                        }
-                        Err(e) => {
-                            eprintln!("merklekv cluster: {e:#}");
-                            ExitCode::FAILURE
-                        }
-                    };
+            // The text to print, and whether every part succeeded.
+            let outcome = runtime.block_on(async {
+                match &what {
+                    ClusterCmd::Status(a) => admin::fetch(&a.node)
+                        .await
+                        .map(|s| (admin::status(&s, a.json), true)),
+                    ClusterCmd::Ring(a) => admin::fetch(&a.node)
+                        .await
+                        .map(|s| (admin::ring(&s, a.json), true)),
+                    ClusterCmd::Repair(a) => admin::repair(&a.node).await.map(|r| {
+                        let ok = r.peers.iter().all(|p| p.error.is_empty());
+                        (admin::repair_report(&r, a.json), ok)
+                    }),
+                    ClusterCmd::Cleanup(a) => admin::cleanup(&a.node)
+                        .await
+                        .map(|r| (admin::cleanup_report(&r, a.json), true)),
                 }
-                ClusterCmd::Repair(a) => {
-                    return match runtime.block_on(admin::repair(&a.node)) {
-                        Ok(report) => {
-                            println!("{}", admin::repair_report(&report, a.json).trim_end());
-                            let failed = report.peers.iter().any(|p| !p.error.is_empty());
-                            if failed {
-                                ExitCode::FAILURE
-                            } else {
-                                ExitCode::SUCCESS
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("merklekv cluster: {e:#}");
-                            ExitCode::FAILURE
-                        }
-                    };
-                }
-            };
-            match runtime.block_on(admin::fetch(&args.node)) {
-                Ok(state) => {
-                    print!("{}", show(&state, args.json));
-                    if args.json {
-                        println!();
+            });
+            match outcome {
+                Ok((text, ok)) => {
+                    println!("{}", text.trim_end());
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
                     }
-                    ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("merklekv cluster: {e:#}");

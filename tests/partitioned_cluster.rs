@@ -6,14 +6,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    held_locally, local_entries, ring_state, runtime, signal, start_cluster, wait_for_ring, Ask,
-    Plan, Started,
+    apply_by_hand, held_locally, local_entries, ring_state, runtime, signal, start_cluster,
+    start_cluster_with, version_by_hand, wait_for_ring, wait_until_up, Ask, Plan, Started,
 };
 use common::{wait_until, Client, NodeProcess};
 use merklekv::cluster::Ring;
 use merklekv::proto;
 use merklekv::proto::cluster_client::ClusterClient;
-use merklekv::proto::replica_client::ReplicaClient;
 
 #[test]
 fn five_nodes_rf3_place_each_key_on_exactly_its_three_owners() {
@@ -390,9 +389,7 @@ fn a_stalled_replica_never_blocks_a_client_past_the_timeout() {
         "{waited:?}"
     );
     // Once p3 is seen down (no heartbeat answer for 1 s) it is not waited for.
-    assert!(wait_until(Duration::from_secs(10), || {
-        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
-    }));
+    assert!(wait_until_up(&rt, syncs[0], 2));
     let started = Instant::now();
     assert_eq!(
         c1.ask("GET before"),
@@ -431,10 +428,7 @@ fn a_quorum_read_repairs_the_stale_replica() {
     assert_eq!(c1.ask("CONSISTENCY all"), "OK");
     assert_eq!(c1.ask("SET fresh v0"), "OK");
     assert_eq!(c1.ask("SET gone v0"), "OK");
-    let version = proto::Version {
-        hlc: merklekv::clock::from_physical_ms(merklekv::clock::wall_clock_ms() + 10),
-        node: merklekv::store::node_number("by-hand"),
-    };
+    let version = version_by_hand();
     let newer = vec![
         proto::Entry {
             key: b"fresh".to_vec(),
@@ -449,21 +443,7 @@ fn a_quorum_read_repairs_the_stale_replica() {
             version: Some(version),
         },
     ];
-    for sync in &syncs[..2] {
-        rt.block_on(async {
-            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
-                .await
-                .expect("connect");
-            let answer = c
-                .apply(proto::ApplyRequest {
-                    entries: newer.clone(),
-                })
-                .await
-                .expect("apply")
-                .into_inner();
-            assert!(answer.refused.is_empty());
-        });
-    }
+    apply_by_hand(&rt, &syncs[..2], &newer);
     let local = |sync: u16| local_entries(&rt, sync, &["fresh", "gone"]);
     assert_eq!(local(syncs[2])[0].value, b"v0", "p3 is stale");
     let mut c3 = nodes[2].client();
@@ -495,9 +475,7 @@ fn hints_bring_a_returning_replica_up_to_date_without_anti_entropy() {
         syncs,
     } = start_cluster(3, 3);
     nodes[2].kill();
-    assert!(wait_until(Duration::from_secs(10), || {
-        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
-    }));
+    assert!(wait_until_up(&rt, syncs[0], 2));
     let keys: Vec<String> = (0..300).map(|i| format!("hinted:{i}")).collect();
     let mut c1 = nodes[0].client();
     for key in &keys {
@@ -555,9 +533,7 @@ fn hints_survive_a_coordinator_crash() {
     let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
     wait_for_ring(&rt, &syncs, 3);
     nodes[2].kill();
-    assert!(wait_until(Duration::from_secs(10), || {
-        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 2)
-    }));
+    assert!(wait_until_up(&rt, syncs[0], 2));
     let keys: Vec<String> = (0..200).map(|i| format!("durable-hint:{i}")).collect();
     let mut c1 = nodes[0].client();
     for key in &keys {
@@ -600,43 +576,19 @@ fn read_repair_chance_repairs_replicas_a_read_at_one_did_not_ask() {
     // asks the replicas its level did not. A newer entry is merged by hand
     // into p1 and p2 only; a read at `one` through p1 (answered from p1's
     // own store) still brings p3 up to date.
-    let plan = Plan::new(3);
-    let nodes: Vec<NodeProcess> = (0..3)
-        .map(|i| {
-            let spec = plan
-                .spec(i, 3)
-                .env("MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE", "1.0");
-            plan.start(i, spec)
-        })
-        .collect();
-    let rt = runtime();
-    let syncs: Vec<u16> = plan.ports.iter().map(|p| p.1).collect();
-    wait_for_ring(&rt, &syncs, 3);
+    let Started {
+        nodes, rt, syncs, ..
+    } = start_cluster_with(3, 3, &[("MERKLE_KV_CLUSTER_READ_REPAIR_CHANCE", "1.0")]);
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("CONSISTENCY all"), "OK");
     assert_eq!(c1.ask("SET chance v0"), "OK");
-    let version = proto::Version {
-        hlc: merklekv::clock::from_physical_ms(merklekv::clock::wall_clock_ms() + 10),
-        node: merklekv::store::node_number("by-hand"),
-    };
     let newer = proto::Entry {
         key: b"chance".to_vec(),
         value: b"v1".to_vec(),
         tombstone: false,
-        version: Some(version),
+        version: Some(version_by_hand()),
     };
-    for sync in &syncs[..2] {
-        rt.block_on(async {
-            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
-                .await
-                .expect("connect");
-            c.apply(proto::ApplyRequest {
-                entries: vec![newer.clone()],
-            })
-            .await
-            .expect("apply");
-        });
-    }
+    apply_by_hand(&rt, &syncs[..2], &[newer]);
     assert_eq!(local_entries(&rt, syncs[2], &["chance"])[0].value, b"v0");
     assert_eq!(c1.ask("CONSISTENCY one"), "OK");
     assert_eq!(c1.ask("GET chance"), "VALUE v1");

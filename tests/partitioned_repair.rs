@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{
-    held_locally, local_entries, ring_state, runtime, start_cluster_with, wait_for_ring, Ask, Plan,
-    Started,
+    held_locally, local_entries, runtime, start_cluster_with, wait_for_ring, wait_until_up, Ask,
+    Plan, Started,
 };
 use common::wait_until;
 use merklekv::cluster::Ring;
@@ -55,9 +55,7 @@ fn repair_gives_a_replica_that_missed_writes_exactly_its_share() {
         syncs,
     } = start_cluster_with(5, 3, &[("MERKLE_KV_CLUSTER_MAX_HINT_BYTES", "0")]);
     nodes[2].kill();
-    assert!(wait_until(Duration::from_secs(10), || {
-        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 4)
-    }));
+    assert!(wait_until_up(&rt, syncs[0], 4));
     let keys: Vec<String> = (0..1500).map(|i| format!("repair:{i}")).collect();
     let mut c1 = nodes[0].client();
     // Quorum (the default): p3's keys have two live replicas of three.
@@ -69,11 +67,7 @@ fn repair_gives_a_replica_that_missed_writes_exactly_its_share() {
     }
     let spec = plan.spec(2, 3).env("MERKLE_KV_CLUSTER_MAX_HINT_BYTES", "0");
     nodes[2] = plan.start(2, spec);
-    assert!(wait_until(Duration::from_secs(10), || {
-        syncs.iter().all(|s| {
-            ring_state(&rt, *s).is_some_and(|st| st.members.iter().filter(|m| m.up).count() == 5)
-        })
-    }));
+    assert!(syncs.iter().all(|s| wait_until_up(&rt, *s, 5)));
     assert!(held_locally(&rt, syncs[2], &keys).iter().all(|held| !held));
 
     // Every key p3 replicates, live or deleted, is pulled; nothing else.
@@ -144,9 +138,7 @@ fn periodic_range_rounds_heal_without_a_command() {
         ],
     );
     nodes[1].kill();
-    assert!(wait_until(Duration::from_secs(10), || {
-        ring_state(&rt, syncs[0]).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == 3)
-    }));
+    assert!(wait_until_up(&rt, syncs[0], 3));
     let keys: Vec<String> = (0..400).map(|i| format!("periodic:{i}")).collect();
     let mut c1 = nodes[0].client();
     assert_eq!(c1.ask("CONSISTENCY one"), "OK");

@@ -4,79 +4,71 @@
 
 use std::fmt::Write as _;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use serde_json::json;
+use tonic::transport::Channel;
 
 use super::ring::Ring;
 use crate::proto;
 use crate::proto::cluster_client::ClusterClient;
 
-/// Asks the node at `node` (its sync port, `host:port`) for its ring.
-pub async fn fetch(node: &str) -> anyhow::Result<proto::GetRingStateResponse> {
-    let url = format!("http://{node}");
-    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+/// How long a repair or cleanup may take before the command gives up.
+const LONG_CALL: Duration = Duration::from_secs(600);
+
+/// A `Cluster` client for the node at `node` (its sync port, `host:port`)
+/// whose calls may take `timeout`.
+async fn connect(node: &str, timeout: Duration) -> anyhow::Result<ClusterClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{node}"))
         .with_context(|| format!("{node:?} is not host:port"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10));
-    let channel = endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
         .connect()
         .await
         .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
-    let answer = ClusterClient::new(channel)
+    Ok(ClusterClient::new(channel))
+}
+
+/// What an operator is told when `rpc` on `node` failed.
+fn failed(node: &str, rpc: &str, status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::Unimplemented => anyhow::anyhow!(
+            "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
+        ),
+        _ => anyhow::anyhow!("{rpc} on {node} failed: {}", status.message()),
+    }
+}
+
+/// Asks the node at `node` (its sync port, `host:port`) for its ring.
+pub async fn fetch(node: &str) -> anyhow::Result<proto::GetRingStateResponse> {
+    let answer = connect(node, Duration::from_secs(10))
+        .await?
         .get_ring_state(proto::GetRingStateRequest {})
         .await
-        .map_err(|s| match s.code() {
-            tonic::Code::Unimplemented => anyhow::anyhow!(
-                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
-            ),
-            _ => anyhow::anyhow!("GetRingState on {node} failed: {}", s.message()),
-        })?;
+        .map_err(|s| failed(node, "GetRingState", s))?;
     Ok(answer.into_inner())
 }
 
 /// Asks the node at `node` to run a range-scoped repair round with every
 /// member it sees up (waits for them: at most 10 minutes).
 pub async fn repair(node: &str) -> anyhow::Result<proto::RepairResponse> {
-    let url = format!("http://{node}");
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .with_context(|| format!("{node:?} is not host:port"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(600))
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
-    let answer = ClusterClient::new(channel)
+    let answer = connect(node, LONG_CALL)
+        .await?
         .repair(proto::RepairRequest {})
         .await
-        .map_err(|s| match s.code() {
-            tonic::Code::Unimplemented => anyhow::anyhow!(
-                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
-            ),
-            _ => anyhow::anyhow!("Repair on {node} failed: {}", s.message()),
-        })?;
+        .map_err(|s| failed(node, "Repair", s))?;
     Ok(answer.into_inner())
 }
 
 /// Asks the node at `node` to hand off and forget the keys it no longer
 /// replicates (at most 10 minutes).
 pub async fn cleanup(node: &str) -> anyhow::Result<proto::CleanupResponse> {
-    let url = format!("http://{node}");
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .with_context(|| format!("{node:?} is not host:port"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(600))
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {node} (the node's sync port)"))?;
-    let answer = ClusterClient::new(channel)
+    let answer = connect(node, LONG_CALL)
+        .await?
         .cleanup(proto::CleanupRequest {})
         .await
-        .map_err(|s| match s.code() {
-            tonic::Code::Unimplemented => anyhow::anyhow!(
-                "{node} is not part of a partitioned cluster (cluster.replication_factor = 0)"
-            ),
-            _ => anyhow::anyhow!("Cleanup on {node} failed: {}", s.message()),
-        })?;
+        .map_err(|s| failed(node, "Cleanup", s))?;
     Ok(answer.into_inner())
 }
 
@@ -322,5 +314,65 @@ mod tests {
         assert!(ranges
             .iter()
             .all(|r| r["replicas"].as_array().map(Vec::len) == Some(1)));
+    }
+
+    #[test]
+    fn repair_and_cleanup_reports_read_as_lines_and_as_json() {
+        let peer = |id: &str, in_sync: bool, error: &str| proto::PeerRepairReport {
+            node_id: id.into(),
+            ranges: 97,
+            in_sync,
+            keys_pulled: if in_sync { 0 } else { 475 },
+            round_trips: if in_sync { 1 } else { 3 },
+            bytes_sent: 11354,
+            bytes_received: 35882,
+            elapsed_ms: 37,
+            error: error.into(),
+            ..Default::default()
+        };
+        let report = proto::RepairResponse {
+            node_id: "p3".into(),
+            peers: vec![
+                peer("p1", false, ""),
+                peer("p5", true, ""),
+                peer("p2", false, "CompareRanges failed"),
+            ],
+        };
+        let text = repair_report(&report, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "repair on p3");
+        assert_eq!(
+            lines[1],
+            "  p1               97 ranges  pulled 475 keys, pushed 0 keys  (3 round trips, 11354 B sent, 35882 B received, 37 ms)"
+        );
+        assert_eq!(
+            lines[2],
+            "  p5               97 ranges  in sync  (1 round trip, 11354 B sent, 37 ms)"
+        );
+        assert!(
+            lines[3].contains("FAILED: CompareRanges failed"),
+            "{}",
+            lines[3]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&repair_report(&report, true)).expect("json");
+        assert_eq!(json["peers"][0]["keys_pulled"], 475);
+        assert!(json["peers"][0]["error"].is_null());
+        assert_eq!(json["peers"][2]["error"], "CompareRanges failed");
+
+        let cleanup = proto::CleanupResponse {
+            node_id: "p1".into(),
+            scanned: 777,
+            not_owned: 172,
+            dropped: 172,
+            kept: 0,
+        };
+        assert_eq!(
+            cleanup_report(&cleanup, false).trim_end(),
+            "cleanup on p1: 777 entries scanned, 172 not replicated here, 172 handed off and dropped, 0 kept"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&cleanup_report(&cleanup, true)).expect("json");
+        assert_eq!(json["dropped"], 172);
     }
 }

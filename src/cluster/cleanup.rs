@@ -102,8 +102,9 @@ impl Cluster {
                     (key, entry.version, acknowledged)
                 });
             }
+            let sent = sends.len() as u64;
             let Ok(done) = tokio::time::timeout(timeout, join_all(sends)).await else {
-                report.kept += chunk.len() as u64;
+                report.kept += sent; // the others were counted above
                 continue;
             };
             for (key, version, acknowledged) in done {

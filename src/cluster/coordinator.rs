@@ -140,6 +140,8 @@ pub struct Coordinator {
     durability: Option<Arc<dyn Durability>>,
     settings: Settings,
     metrics: ClusterMetrics,
+    /// Read repair, shared with the checks that outlive a request.
+    repairer: Arc<Repairer>,
 }
 
 impl Coordinator {
@@ -152,6 +154,10 @@ impl Coordinator {
         settings: Settings,
         metrics: ClusterMetrics,
     ) -> Self {
+        let repairer = Arc::new(Repairer {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
         Self {
             store,
             membership,
@@ -159,6 +165,7 @@ impl Coordinator {
             durability,
             settings,
             metrics,
+            repairer,
         }
     }
 
@@ -483,10 +490,7 @@ impl Coordinator {
                 Err(e) => self.metrics.count_failure(&e),
             }
         }
-        let repairer = Repairer {
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-        };
+        let repairer = self.repairer.clone();
         let key: Box<[u8]> = key.into();
         let timeout = self.settings.timeout;
         tokio::spawn(async move {
@@ -648,20 +652,11 @@ impl Coordinator {
         if let (Some(entry), true) = (&newest, answers.len() > 1) {
             for (source, answer) in &answers {
                 if answer.as_ref().map(|e| e.version) != Some(entry.version) {
-                    self.repair(key, source.as_deref(), entry);
+                    self.repairer.repair(key, source.as_deref(), entry);
                 }
             }
         }
         newest
-    }
-
-    /// Read repair of one replica (see [`Repairer::repair`]).
-    fn repair(&self, key: &[u8], replica: Option<&PeerLink>, entry: &Entry) {
-        Repairer {
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-        }
-        .repair(key, replica, entry);
     }
 
     /// The live value of `key` at the read level.

@@ -72,9 +72,10 @@ impl HintLog {
         if !crate::config::is_node_id(replica) {
             return; // never a path out of the directory
         }
-        let stored_at = SystemTime::now()
+        let now = SystemTime::now();
+        let stored_at = now
             .checked_sub(age)
-            .unwrap_or(SystemTime::now())
+            .unwrap_or(now)
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let record = proto::StoredHint {

@@ -13,7 +13,8 @@ use super::ranges::{Node, Position};
 use super::round_state::{blocking_error, Round};
 use super::validate::{check_digests, check_listed};
 use crate::proto;
-use crate::store::Summary;
+use crate::store::hash_ranges::{self, HashRange};
+use crate::store::{key_hash, Summary};
 
 impl Round {
     /// Lists the peer's digests of `subtrees` page by page and decides, per
@@ -42,34 +43,10 @@ impl Round {
         let ranges: Arc<[RangeInclusive<u64>]> = listed.iter().map(|n| n.leaves(shape)).collect();
         let mut after: Option<Position> = None;
         for _ in 0..MAX_PAGES_PER_LISTING {
-            let more = resp.more;
-            let theirs = check_digests(shape, resp.digests, &ranges, after.as_ref())?;
-            if more && theirs.is_empty() {
-                return Err(SyncError::protocol(
-                    "ListDigests",
-                    "an empty page that claims more follow",
-                ));
-            }
-            self.digests += theirs.len() as u64;
-            let upto = if more {
-                theirs.last().map(|l| l.position())
-            } else {
-                None
-            };
-            let store = self.store.clone();
-            let (r, a, u, cutoff) = (
-                ranges.clone(),
-                after.clone(),
-                upto.clone(),
-                self.expired_before,
-            );
-            let decisions = tokio::task::spawn_blocking(move || {
-                compare_span(&store, &r, None, a.as_ref(), u.as_ref(), &theirs, cutoff)
-            })
-            .await
-            .map_err(blocking_error)?;
-            self.enqueue(decisions).await?;
-            let Some(upto) = upto else {
+            let Some(upto) = self
+                .compare_page(resp, &ranges, None, after.as_ref())
+                .await?
+            else {
                 return Ok(());
             };
             req.subtrees = listed
@@ -82,6 +59,67 @@ impl Round {
             resp = self.rpc.list_digests(req.clone()).await?;
         }
         Err(SyncError::protocol("ListDigests", "too many pages"))
+    }
+
+    /// One page of a listing: checks the peer's digests (in `ranges` and,
+    /// when given, `hashes`; in order after `after`), compares them with our
+    /// entries in the same span and queues what to fetch and push. Returns
+    /// where the next page starts, `None` when the listing is over.
+    pub(super) async fn compare_page(
+        &mut self,
+        resp: proto::ListDigestsResponse,
+        ranges: &Arc<[RangeInclusive<u64>]>,
+        hashes: Option<&Arc<[HashRange]>>,
+        after: Option<&Position>,
+    ) -> Result<Option<Position>, SyncError> {
+        let more = resp.more;
+        let theirs = check_digests(self.shape, resp.digests, ranges, after)?;
+        if let Some(h) = hashes {
+            if theirs
+                .iter()
+                .any(|l| !hash_ranges::contains(h, key_hash(&l.key)))
+            {
+                return Err(SyncError::protocol(
+                    "ListDigests",
+                    "listed a key outside the requested hash ranges",
+                ));
+            }
+        }
+        if more && theirs.is_empty() {
+            return Err(SyncError::protocol(
+                "ListDigests",
+                "an empty page that claims more follow",
+            ));
+        }
+        self.digests += theirs.len() as u64;
+        let upto = if more {
+            theirs.last().map(|l| l.position())
+        } else {
+            None
+        };
+        let store = self.store.clone();
+        let (r, h, a, u, cutoff) = (
+            ranges.clone(),
+            hashes.cloned(),
+            after.cloned(),
+            upto.clone(),
+            self.expired_before,
+        );
+        let decisions = tokio::task::spawn_blocking(move || {
+            compare_span(
+                &store,
+                &r,
+                h.as_deref(),
+                a.as_ref(),
+                u.as_ref(),
+                &theirs,
+                cutoff,
+            )
+        })
+        .await
+        .map_err(blocking_error)?;
+        self.enqueue(decisions).await?;
+        Ok(upto)
     }
 
     pub(super) fn page_bytes(&self) -> u32 {

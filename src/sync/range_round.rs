@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use tonic::transport::Channel;
 
-use super::compare::compare_span;
 use super::convert::{summary_from_proto, summary_to_proto};
 use super::error::SyncError;
 use super::hash_scope::{leaf_spans, ranges_to_proto, MAX_RANGES_PER_CALL};
@@ -25,11 +24,10 @@ use super::limits::{Tuning, MAX_PAGES_PER_LISTING};
 use super::ranges::Position;
 use super::round::RoundReport;
 use super::round_state::{blocking_error, Round};
-use super::validate::check_digests;
 use crate::config::SyncMode;
 use crate::proto;
-use crate::store::hash_ranges::{self, HashRange};
-use crate::store::{key_hash, Store};
+use crate::store::hash_ranges::HashRange;
+use crate::store::Store;
 
 /// Runs one round over `ranges` (sorted, disjoint) with the peer behind
 /// `channel`.
@@ -118,52 +116,10 @@ impl Round {
         let mut after: Option<Position> = None;
         for _ in 0..MAX_PAGES_PER_LISTING {
             let resp = self.rpc.list_digests(req.clone()).await?;
-            let more = resp.more;
-            let theirs = check_digests(shape, resp.digests, &leaves, after.as_ref())?;
-            if theirs
-                .iter()
-                .any(|l| !hash_ranges::contains(&scope, key_hash(&l.key)))
-            {
-                return Err(SyncError::protocol(
-                    "ListDigests",
-                    "listed a key outside the requested hash ranges",
-                ));
-            }
-            if more && theirs.is_empty() {
-                return Err(SyncError::protocol(
-                    "ListDigests",
-                    "an empty page that claims more follow",
-                ));
-            }
-            self.digests += theirs.len() as u64;
-            let upto = if more {
-                theirs.last().map(|l| l.position())
-            } else {
-                None
-            };
-            let store: Arc<Store> = self.store.clone();
-            let (l, h, a, u, cutoff) = (
-                leaves.clone(),
-                scope.clone(),
-                after.clone(),
-                upto.clone(),
-                self.expired_before,
-            );
-            let decisions = tokio::task::spawn_blocking(move || {
-                compare_span(
-                    &store,
-                    &l,
-                    Some(&h),
-                    a.as_ref(),
-                    u.as_ref(),
-                    &theirs,
-                    cutoff,
-                )
-            })
-            .await
-            .map_err(blocking_error)?;
-            self.enqueue(decisions).await?;
-            let Some(upto) = upto else {
+            let Some(upto) = self
+                .compare_page(resp, &leaves, Some(&scope), after.as_ref())
+                .await?
+            else {
                 return Ok(());
             };
             req.after = Some(upto.to_proto());

@@ -104,27 +104,27 @@ fn parse_subtrees(store: &Store, subtrees: &[crate::proto::Subtree]) -> Result<S
 }
 
 fn list_digests(store: &Store, req: ListDigestsRequest) -> Result<ListDigestsResponse, Status> {
-    if !req.hash_ranges.is_empty() {
-        return list_hash_range_digests(store, req);
-    }
-    let subtrees = parse_subtrees(store, &req.subtrees)?;
-    let any_summary = subtrees.iter().any(|s| s.2.is_some());
-    let mut ranges = Vec::with_capacity(subtrees.len());
-    let mut listed = Vec::new();
-    for (i, (range, node, summary)) in subtrees.into_iter().enumerate() {
-        let differs = summary.is_none_or(|s| store.index().node(node.level, node.index) != Some(s));
-        if differs {
-            ranges.push(range);
-            if any_summary {
-                listed.push(i as u32);
-            }
+    // What to list: leaf ranges, only keys in these hash ranges (range-
+    // scoped anti-entropy), and which requested subtrees differ.
+    let (ranges, hashes, listed) = if req.hash_ranges.is_empty() {
+        let (ranges, listed) = differing_subtrees(store, &req.subtrees)?;
+        (ranges, None, listed)
+    } else {
+        if !req.subtrees.is_empty() {
+            return Err(invalid("ask for subtrees or for hash ranges, not both"));
         }
-    }
+        let hashes = hash_scope::ranges_from_proto(&req.hash_ranges).map_err(invalid)?;
+        (
+            hash_scope::leaf_spans(store.shape(), &hashes),
+            Some(hashes),
+            Vec::new(),
+        )
+    };
     let after = req.after.as_ref().map(Position::from_proto);
     let (page, more) = collect_page(
         store,
         &ranges,
-        None,
+        hashes.as_deref(),
         after.as_ref(),
         page_budget(req.max_bytes),
         |l| digest_wire_bytes(l.key.len()),
@@ -139,34 +139,27 @@ fn list_digests(store: &Store, req: ListDigestsRequest) -> Result<ListDigestsRes
     })
 }
 
-/// `ListDigests` of the keys in key-hash ranges (range-scoped
-/// anti-entropy).
-fn list_hash_range_digests(
+/// The leaf ranges of the requested subtrees that differ from the caller's
+/// summaries (all of them when it sent none), and their positions in the
+/// request when it sent any.
+fn differing_subtrees(
     store: &Store,
-    req: ListDigestsRequest,
-) -> Result<ListDigestsResponse, Status> {
-    if !req.subtrees.is_empty() {
-        return Err(invalid("ask for subtrees or for hash ranges, not both"));
+    subtrees: &[crate::proto::Subtree],
+) -> Result<(Vec<RangeInclusive<u64>>, Vec<u32>), Status> {
+    let subtrees = parse_subtrees(store, subtrees)?;
+    let any_summary = subtrees.iter().any(|s| s.2.is_some());
+    let mut ranges = Vec::with_capacity(subtrees.len());
+    let mut listed = Vec::new();
+    for (i, (range, node, summary)) in subtrees.into_iter().enumerate() {
+        let differs = summary.is_none_or(|s| store.index().node(node.level, node.index) != Some(s));
+        if differs {
+            ranges.push(range);
+            if any_summary {
+                listed.push(i as u32);
+            }
+        }
     }
-    let hashes = hash_scope::ranges_from_proto(&req.hash_ranges).map_err(invalid)?;
-    let leaves = hash_scope::leaf_spans(store.shape(), &hashes);
-    let after = req.after.as_ref().map(Position::from_proto);
-    let (page, more) = collect_page(
-        store,
-        &leaves,
-        Some(&hashes),
-        after.as_ref(),
-        page_budget(req.max_bytes),
-        |l| digest_wire_bytes(l.key.len()),
-    );
-    Ok(ListDigestsResponse {
-        digests: page
-            .iter()
-            .map(|l| digest_to_proto(&l.key, l.version, l.tombstone))
-            .collect(),
-        listed: Vec::new(),
-        more,
-    })
+    Ok((ranges, listed))
 }
 
 /// `CompareRanges`: which of the caller's range summaries differ from ours.

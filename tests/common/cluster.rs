@@ -104,6 +104,14 @@ pub fn wait_for_ring(rt: &tokio::runtime::Runtime, syncs: &[u16], members: usize
     assert!(converged, "the ring did not converge on {members} members");
 }
 
+/// Waits (up to 10 s) until node `sync` sees exactly `up` members up,
+/// this node included.
+pub fn wait_until_up(rt: &tokio::runtime::Runtime, sync: u16, up: usize) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        ring_state(rt, sync).is_some_and(|s| s.members.iter().filter(|m| m.up).count() == up)
+    })
+}
+
 /// What node `sync` holds in its own store for `keys` (Replica/Read: an
 /// entry without a version = nothing).
 pub fn local_entries<K: AsRef<[u8]>>(
@@ -183,4 +191,37 @@ pub fn signal(node: &NodeProcess, sig: &str) {
         .status()
         .expect("kill");
     assert!(done.success());
+}
+
+/// A version a little ahead of every node's clock, as if written by a node
+/// that is not in the cluster.
+pub fn version_by_hand() -> proto::Version {
+    proto::Version {
+        hlc: merklekv::clock::from_physical_ms(merklekv::clock::wall_clock_ms() + 10),
+        node: merklekv::store::node_number("by-hand"),
+    }
+}
+
+/// Merges `entries` into the stores of the nodes at `syncs` directly
+/// (`Replica/Apply`), as a coordinator would; none may be refused.
+pub fn apply_by_hand(rt: &tokio::runtime::Runtime, syncs: &[u16], entries: &[proto::Entry]) {
+    for sync in syncs {
+        rt.block_on(async {
+            let mut c = ReplicaClient::connect(format!("http://127.0.0.1:{sync}"))
+                .await
+                .expect("connect");
+            let answer = c
+                .apply(proto::ApplyRequest {
+                    entries: entries.to_vec(),
+                })
+                .await
+                .expect("apply")
+                .into_inner();
+            assert!(
+                answer.refused.is_empty(),
+                "{sync} refused {:?}",
+                answer.refused
+            );
+        });
+    }
 }
