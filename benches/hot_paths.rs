@@ -66,6 +66,7 @@ fn store_paths(c: &mut Criterion) {
                 .merge(
                     &keys[i],
                     Entry {
+                        expires_at: None,
                         version: Version::new(hlc, 9),
                         value: Some(value.into()),
                     },

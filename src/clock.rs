@@ -162,6 +162,15 @@ impl HybridClock {
         self.last.load(Ordering::Acquire)
     }
 
+    /// The clock's physical time in unix milliseconds: the wall clock, or
+    /// the physical part of the largest timestamp handed out or observed
+    /// when that is ahead. Deadlines are compared with this, so a node
+    /// whose wall clock lags sees a key expire once it has seen a write
+    /// from a node that is ahead (within `max_skew_ms`).
+    pub fn physical_now_ms(&self) -> u64 {
+        wall_clock_ms().max(physical_ms(self.peek()))
+    }
+
     /// How many remote timestamps were refused for lying beyond the bound.
     pub fn skew_rejections(&self) -> u64 {
         self.skew_rejections.load(Ordering::Relaxed)

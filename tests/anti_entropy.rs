@@ -210,6 +210,7 @@ fn expired_tombstones_are_not_copied_but_still_win() {
         let b = store("b", TreeShape::DEFAULT);
         let long_ago = clock::from_physical_ms(clock::wall_clock_ms() - 3_600_000);
         let tomb = |hlc| Entry {
+            expires_at: None,
             version: Version::new(hlc, 1),
             value: None,
         };
@@ -220,6 +221,7 @@ fn expired_tombstones_are_not_copied_but_still_win() {
         b.merge(
             b"stale",
             Entry {
+                expires_at: None,
                 version: Version::new(long_ago - 1000, 2),
                 value: Some(b"zombie".to_vec().into()),
             },
@@ -250,6 +252,7 @@ fn deleting_then_reapplying_the_same_entry_restores_the_root() {
     a.merge(
         b"k42",
         Entry {
+            expires_at: None,
             version: Version::new(1, 1),
             value: None,
         },

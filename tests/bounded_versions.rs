@@ -34,6 +34,7 @@ fn push(sync_port: u16, entries: Vec<Entry>) -> u64 {
 
 fn entry(key: &[u8], value: &[u8], hlc: u64, node: u64) -> Entry {
     Entry {
+        expires_at_unix_ms: 0,
         key: key.to_vec(),
         value: value.to_vec(),
         tombstone: false,

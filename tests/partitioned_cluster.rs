@@ -431,12 +431,14 @@ fn a_quorum_read_repairs_the_stale_replica() {
     let version = version_by_hand();
     let newer = vec![
         proto::Entry {
+            expires_at_unix_ms: 0,
             key: b"fresh".to_vec(),
             value: b"v1".to_vec(),
             tombstone: false,
             version: Some(version),
         },
         proto::Entry {
+            expires_at_unix_ms: 0,
             key: b"gone".to_vec(),
             value: Vec::new(),
             tombstone: true,
@@ -583,6 +585,7 @@ fn read_repair_chance_repairs_replicas_a_read_at_one_did_not_ask() {
     assert_eq!(c1.ask("CONSISTENCY all"), "OK");
     assert_eq!(c1.ask("SET chance v0"), "OK");
     let newer = proto::Entry {
+        expires_at_unix_ms: 0,
         key: b"chance".to_vec(),
         value: b"v1".to_vec(),
         tombstone: false,

@@ -171,6 +171,7 @@ fn garbage_on_the_topics_changes_nothing_and_is_counted() {
         origin_node: "evil".into(),
         origin_node_num: 1,
         changes: vec![merklekv::proto::Entry {
+            expires_at_unix_ms: 0,
             key: b"a".to_vec(),
             value: b"x".to_vec(),
             tombstone: true,

@@ -87,7 +87,7 @@ fn resp_replies_byte_for_byte() {
         (&[b"SET", b"k", b"v\r\n\0"], b"+OK\r\n"),
         (&[b"GET", b"k"], b"$4\r\nv\r\n\0\r\n"),
         (&[b"SET", b"k"], b"-ERR wrong number of arguments for 'set' command\r\n"),
-        (&[b"SET", b"k", b"v", b"EX", b"10"], b"-ERR syntax error\r\n"),
+        (&[b"SET", b"k", b"v", b"EX", b"10", b"NX", b"XX"], b"-ERR syntax error\r\n"),
         (&[b"APPEND", b"k", b"xy"], b":6\r\n"),
         (&[b"APPEND", b"new", b"abc"], b":3\r\n"),
         (&[b"EXISTS", b"k", b"new", b"nope"], b":2\r\n"),

@@ -188,6 +188,7 @@ fn info_has_its_fixed_line_set() {
         "uptime",
         "server_time_unix",
         "db_keys",
+        "db_expires",
         "db_entries",
         "tombstones",
         "memory_used_bytes",

@@ -234,6 +234,7 @@ impl Coordinator {
         let entry = Entry {
             version: self.stamp(key)?,
             value: Some(value.into()),
+            expires_at: None,
         };
         let version = entry.version;
         self.replicate(key, entry, level.unwrap_or(self.settings.write), true)
@@ -251,6 +252,7 @@ impl Coordinator {
         let entry = Entry {
             version: self.stamp(key)?,
             value: None,
+            expires_at: None,
         };
         let version = entry.version;
         let was_live = self

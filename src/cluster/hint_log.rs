@@ -202,6 +202,7 @@ mod tests {
 
     fn entry(v: &[u8]) -> Entry {
         Entry {
+            expires_at: None,
             version: Version::new(7, 1),
             value: Some(v.into()),
         }

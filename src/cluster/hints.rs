@@ -258,6 +258,7 @@ mod tests {
 
     fn entry(v: &[u8]) -> Entry {
         Entry {
+            expires_at: None,
             version: Version::new(1, 1),
             value: Some(v.into()),
         }

@@ -17,11 +17,15 @@
 //!
 //! ```text
 //! byte 0      format (FORMAT_V1)
-//! byte 1      flags  (bit 0: tombstone; other bits must be zero)
+//! byte 1      flags  (bit 0: tombstone; bit 1: deadline; others zero)
 //! bytes 2..10 hlc    (u64, little endian)
 //! bytes 10..18 node  (u64, little endian)
-//! bytes 18..  value  (absent for a tombstone)
+//! bytes 18..26 deadline (unix ms, u64 little endian; only with bit 1)
+//! then        value  (absent for a tombstone)
 //! ```
+//!
+//! A record without a deadline is byte for byte what releases before
+//! expiry wrote, so keys without a time to live cost nothing more on disk.
 //!
 //! Decoding never panics: damaged bytes give a [`DecodeError`].
 
@@ -50,6 +54,24 @@ pub const MAX_KEY_BYTES: usize = u16::MAX as usize - 1;
 pub const MAX_VALUE_BYTES: usize = u32::MAX as usize - HEADER_BYTES;
 
 const FLAG_TOMBSTONE: u8 = 1;
+const FLAG_DEADLINE: u8 = 2;
+/// Bytes of the deadline that follows the header when `FLAG_DEADLINE` is set.
+const DEADLINE_BYTES: usize = 8;
+
+/// The bytes stored before an entry's value: the fixed header and, for an
+/// entry with a deadline, the deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryHeader {
+    bytes: [u8; HEADER_BYTES + DEADLINE_BYTES],
+    len: usize,
+}
+
+impl std::ops::Deref for EntryHeader {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
 
 /// Why a stored record could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +97,9 @@ pub enum DecodeError {
     /// Flag bits this format does not define.
     #[error("invalid flags {0:#04x}")]
     BadFlags(u8),
+    /// A deadline flag without the deadline's bytes, or a zero deadline.
+    #[error("record's deadline is missing or zero")]
+    BadDeadline,
     /// A tombstone that carries value bytes.
     #[error("tombstone record carries {0} value bytes")]
     TombstoneWithValue(usize),
@@ -169,20 +194,29 @@ fn key_hash_bytes(key: &[u8]) -> [u8; KEY_HASH_BYTES] {
 }
 
 /// The header of `entry`'s stored record (the value bytes follow it).
-pub fn entry_header(entry: &Entry) -> Result<[u8; HEADER_BYTES], EncodeError> {
+pub fn entry_header(entry: &Entry) -> Result<EntryHeader, EncodeError> {
     let value_len = entry.value.as_deref().map_or(0, <[u8]>::len);
     if value_len > MAX_VALUE_BYTES {
         return Err(EncodeError::ValueTooLong(value_len));
     }
-    let mut out = [0u8; HEADER_BYTES];
-    out[0] = FORMAT_V1;
-    out[1] = if entry.is_tombstone() {
+    let mut out = EntryHeader {
+        bytes: [0u8; HEADER_BYTES + DEADLINE_BYTES],
+        len: HEADER_BYTES,
+    };
+    out.bytes[0] = FORMAT_V1;
+    let mut flags = if entry.is_tombstone() {
         FLAG_TOMBSTONE
     } else {
         0
     };
-    out[2..10].copy_from_slice(&entry.version.hlc.to_le_bytes());
-    out[10..18].copy_from_slice(&entry.version.node.to_le_bytes());
+    out.bytes[2..10].copy_from_slice(&entry.version.hlc.to_le_bytes());
+    out.bytes[10..18].copy_from_slice(&entry.version.node.to_le_bytes());
+    if let Some(deadline) = entry.expires_at {
+        flags |= FLAG_DEADLINE;
+        out.bytes[HEADER_BYTES..].copy_from_slice(&deadline.get().to_le_bytes());
+        out.len = HEADER_BYTES + DEADLINE_BYTES;
+    }
+    out.bytes[1] = flags;
     Ok(out)
 }
 
@@ -209,10 +243,20 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, DecodeError> {
         .split_at_checked(HEADER_BYTES)
         .ok_or(DecodeError::Truncated { len: bytes.len() })?;
     let flags = header[1];
-    if flags & !FLAG_TOMBSTONE != 0 {
+    if flags & !(FLAG_TOMBSTONE | FLAG_DEADLINE) != 0 {
         return Err(DecodeError::BadFlags(flags));
     }
     let version = Version::new(read_u64(&header[2..10]), read_u64(&header[10..18]));
+    let (expires_at, value) = if flags & FLAG_DEADLINE != 0 {
+        let (deadline, rest) = value
+            .split_at_checked(DEADLINE_BYTES)
+            .ok_or(DecodeError::BadDeadline)?;
+        let deadline =
+            std::num::NonZeroU64::new(read_u64(deadline)).ok_or(DecodeError::BadDeadline)?;
+        (Some(deadline), rest)
+    } else {
+        (None, value)
+    };
     let value = if flags & FLAG_TOMBSTONE != 0 {
         if !value.is_empty() {
             return Err(DecodeError::TombstoneWithValue(value.len()));
@@ -221,7 +265,11 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, DecodeError> {
     } else {
         Some(value.into())
     };
-    Ok(Entry { version, value })
+    Ok(Entry {
+        version,
+        value,
+        expires_at,
+    })
 }
 
 /// Encodes the HLC high-water mark stored in the meta keyspace.
@@ -257,6 +305,7 @@ mod tests {
 
     fn entry(hlc: u64, node: u64, value: Option<&[u8]>) -> Entry {
         Entry {
+            expires_at: None,
             version: Version::new(hlc, node),
             value: value.map(Into::into),
         }
@@ -272,6 +321,33 @@ mod tests {
             let bytes = encode_entry(&e).expect("encode");
             assert_eq!(decode_entry(&bytes), Ok(e));
         }
+    }
+
+    #[test]
+    fn deadlines_round_trip_and_cost_nothing_without_one() {
+        let plain = entry(1, 2, Some(b"hello"));
+        let plain_bytes = encode_entry(&plain).expect("encode");
+        assert_eq!(
+            plain_bytes.len(),
+            HEADER_BYTES + 5,
+            "the old layout, byte for byte"
+        );
+        for value in [Some(&b"hello"[..]), Some(b""), None] {
+            let mut e = entry(1, 2, value);
+            e.expires_at = std::num::NonZeroU64::new(1_900_000_000_123);
+            let bytes = encode_entry(&e).expect("encode");
+            assert_eq!(
+                bytes.len(),
+                plain_bytes.len() - 5 + value.map_or(0, <[u8]>::len) + 8
+            );
+            assert_eq!(decode_entry(&bytes), Ok(e));
+        }
+        // A deadline flag without its bytes, or a zero deadline, is damage.
+        let mut cut = plain_bytes[..HEADER_BYTES].to_vec();
+        cut[1] |= FLAG_DEADLINE;
+        assert_eq!(decode_entry(&cut), Err(DecodeError::BadDeadline));
+        cut.extend_from_slice(&[0; 8]);
+        assert_eq!(decode_entry(&cut), Err(DecodeError::BadDeadline));
     }
 
     #[test]

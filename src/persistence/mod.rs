@@ -182,6 +182,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
 #[cfg(test)]
 pub(crate) fn test_entry(hlc: u64, node: u64, value: Option<&[u8]>) -> crate::store::Entry {
     crate::store::Entry {
+        expires_at: None,
         version: crate::store::Version::new(hlc, node),
         value: value.map(Into::into),
     }

@@ -328,6 +328,7 @@ mod tests {
 
     fn entry(hlc: u64) -> Entry {
         Entry {
+            expires_at: None,
             version: Version::new(hlc, 1),
             value: Some(b"v".to_vec().into()),
         }

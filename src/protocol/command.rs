@@ -11,6 +11,45 @@ pub enum ReplicateAction {
     Status,
 }
 
+/// A time to live as a command gives it; resolved against the store's
+/// clock when the command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireSpec {
+    /// No deadline (a plain SET, `PERSIST`).
+    Clear,
+    /// Keep the key's deadline (`KEEPTTL`).
+    Keep,
+    /// This many milliseconds from now (may be zero or negative for
+    /// `EXPIRE`: the key expires at once).
+    In(i64),
+    /// At this unix millisecond.
+    At(i64),
+}
+
+/// What `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlReport {
+    /// Seconds left, rounded (`TTL`).
+    Seconds,
+    /// Milliseconds left (`PTTL`).
+    Millis,
+    /// The deadline in unix seconds (`EXPIRETIME`).
+    AtSeconds,
+    /// The deadline in unix milliseconds (`PEXPIRETIME`).
+    AtMillis,
+}
+
+/// How a conditional SET answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetReply {
+    /// `OK`, or nil when a condition stopped it (`SET … NX|XX`, `SETEX`).
+    Ok,
+    /// `1` when written, `0` when not (`SETNX`).
+    Integer,
+    /// The old value or nil (`SET … GET`).
+    Old,
+}
+
 /// A parsed request; borrows keys and values from the connection buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -18,6 +57,42 @@ pub enum Command<'a> {
     Get(&'a [u8]),
     /// `SET k v`
     Set(&'a [u8], &'a [u8]),
+    /// `SET` with options, `SETEX`, `PSETEX`, `SETNX`.
+    SetWith {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: &'a [u8],
+        /// Time to live.
+        ttl: ExpireSpec,
+        /// Condition (`NX`/`XX`).
+        when: crate::store::SetWhen,
+        /// `GET`: answer the old value.
+        get: bool,
+        /// Reply shape.
+        reply: SetReply,
+    },
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (RESP), `EXPIRE k s`
+    /// (text).
+    Expire {
+        /// Key.
+        key: &'a [u8],
+        /// The new deadline (`In` or `At`).
+        spec: ExpireSpec,
+        /// Condition (`NX|XX|GT|LT`).
+        when: crate::store::ExpireWhen,
+    },
+    /// `PERSIST k`
+    Persist(&'a [u8]),
+    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`.
+    Ttl(&'a [u8], TtlReport),
+    /// `GETEX k [EX|PX|EXAT|PXAT n | PERSIST]`
+    GetEx {
+        /// Key.
+        key: &'a [u8],
+        /// A new time to live (`Clear` for `PERSIST`), or none.
+        ttl: Option<ExpireSpec>,
+    },
     /// `DEL k` / `DELETE k` (text: one key; RESP: several).
     Delete(Vec<&'a [u8]>),
     /// `INC`/`DEC`/`INCR`/`DECR`/`INCRBY`/`DECRBY`: add `delta`.
@@ -165,6 +240,9 @@ pub enum CommandError {
     /// RESP: only database 0 exists.
     #[error("DB index is out of range")]
     DbIndex,
+    /// A time to live that is not positive or out of range (Redis wording).
+    #[error("invalid expire time in '{0}' command")]
+    InvalidExpireTime(&'static str),
     /// RESP: a `SCAN` cursor that is not an unsigned integer (Redis wording).
     #[error("invalid cursor")]
     InvalidCursor,

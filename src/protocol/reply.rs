@@ -186,6 +186,26 @@ impl ReplyBuf {
         }
     }
 
+    /// A TTL result: `TTL n`; `:n` (`-1`: no deadline, `-2`: no key).
+    pub fn ttl(&mut self, n: i64) {
+        match self.proto {
+            Protocol::Text => {
+                let _ = write!(self.buf, "TTL {n}\r\n");
+            }
+            Protocol::Resp => self.int(n),
+        }
+    }
+
+    /// Whether a keyed change (EXPIRE, PERSIST) happened: `OK` /
+    /// `NOT_FOUND`; `:1` / `:0`.
+    pub fn changed(&mut self, done: bool) {
+        match self.proto {
+            Protocol::Text if done => self.line(&[b"OK"]),
+            Protocol::Text => self.line(&[b"NOT_FOUND"]),
+            Protocol::Resp => self.int(i64::from(done)),
+        }
+    }
+
     /// An APPEND/PREPEND result: `VALUE <new value>`; `:<new length>`.
     pub fn appended(&mut self, v: &[u8]) {
         match self.proto {

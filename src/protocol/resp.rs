@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::command::{Command, CommandError};
-use super::commands::{admin, client, keyspace, strings, transaction};
+use super::commands::{admin, client, expiry, keyspace, strings, transaction};
 use super::request::RespRequest;
 
 /// Largest number of elements accepted in one request array.
@@ -190,6 +190,7 @@ pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<
     let args: Vec<&'a [u8]> = ranges[1..].iter().map(|r| &buf[r.clone()]).collect();
     let mut request = RespRequest::new(name, args);
     if let Some(parsed) = strings::resp(&mut request)
+        .or_else(|| expiry::resp(&mut request))
         .or_else(|| keyspace::resp(&mut request))
         .or_else(|| client::resp(&mut request))
         .or_else(|| admin::resp(&mut request))
@@ -360,7 +361,7 @@ mod tests {
             Err("value is not an integer or out of range".into())
         );
         assert_eq!(
-            cmd(&[b"SET", b"k", b"v", b"EX", b"1"]),
+            cmd(&[b"SET", b"k", b"v", b"EX", b"1", b"PX", b"1"]),
             Err("syntax error".into())
         );
         assert!(cmd(&[b"NOPE"])

@@ -1,7 +1,7 @@
 //! The MerkleKV text protocol: one command per line (see docs/protocol.md).
 
 use super::command::{Command, CommandError};
-use super::commands::{admin, client, keyspace, strings};
+use super::commands::{admin, client, expiry, keyspace, strings};
 use super::request::TextRequest;
 
 /// Parses one line (without its `\n`; a trailing `\r` and surrounding
@@ -23,6 +23,7 @@ pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandError> {
         rest,
     };
     strings::text(&request)
+        .or_else(|| expiry::text(&request))
         .or_else(|| keyspace::text(&request))
         .or_else(|| client::text(&request))
         .or_else(|| admin::text(&request))

@@ -13,9 +13,9 @@ use crate::proto;
 use crate::store::{Change, Entry, Version};
 
 /// Upper bound of the protobuf framing around one change (field tags,
-/// length prefixes, tombstone flag, version): added to key and value
+/// length prefixes, tombstone flag, version, deadline): added to key and value
 /// lengths to estimate a change's encoded size from above.
-pub const CHANGE_FRAMING_BYTES: usize = 48;
+pub const CHANGE_FRAMING_BYTES: usize = 64;
 
 /// Why a payload is not a usable message.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,7 @@ pub fn change_to_proto(change: Change) -> proto::Entry {
             hlc: entry.version.hlc,
             node: entry.version.node,
         }),
+        expires_at_unix_ms: entry.expires_at.map_or(0, |d| d.get()),
     }
 }
 
@@ -91,6 +92,7 @@ fn change_from_proto(entry: proto::Entry, index: usize) -> Result<Change, CodecE
         entry: Entry {
             version: Version::new(version.hlc, version.node),
             value,
+            expires_at: std::num::NonZeroU64::new(entry.expires_at_unix_ms),
         },
     })
 }
@@ -179,6 +181,7 @@ mod tests {
         Change {
             key: key.as_bytes().into(),
             entry: Entry {
+                expires_at: None,
                 version: Version::new(hlc, 7),
                 value: value.map(Into::into),
             },
@@ -218,6 +221,7 @@ mod tests {
             let c = Change {
                 key: key.as_bytes().into(),
                 entry: Entry {
+                    expires_at: None,
                     version: Version::new(u64::MAX, u64::MAX),
                     value: Some(value.into()),
                 },
@@ -249,6 +253,7 @@ mod tests {
             origin_node: "n".into(),
             origin_node_num: 1,
             changes: vec![proto::Entry {
+                expires_at_unix_ms: 0,
                 key: b"k".to_vec(),
                 value: b"v".to_vec(),
                 tombstone: false,
@@ -263,6 +268,7 @@ mod tests {
             origin_node: "n".into(),
             origin_node_num: 1,
             changes: vec![proto::Entry {
+                expires_at_unix_ms: 0,
                 key: b"k".to_vec(),
                 value: b"v".to_vec(),
                 tombstone: true,

@@ -192,6 +192,7 @@ mod tests {
         Change {
             key: format!("k{i}").into_bytes().into(),
             entry: Entry {
+                expires_at: None,
                 version: Version::new(i, 1),
                 value: Some(vec![b'v'; value_len].into()),
             },

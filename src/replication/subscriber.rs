@@ -193,6 +193,7 @@ mod tests {
             vec![Change {
                 key: b"k".to_vec().into(),
                 entry: Entry {
+                    expires_at: None,
                     version: Version::new(1, 1),
                     value: Some(b"v".to_vec().into()),
                 },
@@ -222,6 +223,7 @@ mod tests {
             vec![Change {
                 key: b"z".to_vec().into(),
                 entry: Entry {
+                    expires_at: None,
                     version: Version::new(u64::MAX, u64::MAX),
                     value: Some(b"poison".to_vec().into()),
                 },

@@ -57,6 +57,7 @@ pub fn info_lines(ctx: &ServerContext) -> Vec<String> {
         format!("uptime:{}", human_uptime(up)),
         format!("server_time_unix:{}", crate::clock::wall_clock_ms() / 1000),
         format!("db_keys:{}", store.len()),
+        format!("db_expires:{}", store.expiring_count()),
         format!("db_entries:{}", store.entry_count()),
         format!(
             "tombstones:{}",

@@ -17,6 +17,7 @@ fn store(node: &str, max_value_bytes: u64) -> Store {
 
 fn entry(hlc: u64, node: u64, value: Option<&[u8]>) -> Entry {
     Entry {
+        expires_at: None,
         version: Version::new(hlc, node),
         value: value.map(Into::into),
     }
@@ -66,7 +67,7 @@ fn a_write_whose_floor_lies_beyond_the_bound_is_refused_not_frozen() {
     let loc = s.locate(b"k");
     {
         let mut shard = s.shards[loc.shard].write();
-        let prior = Prior::of(b"k", shard.get(&b"k"[..]));
+        let prior = Prior::of(&s, b"k", shard.get(&b"k"[..]));
         s.write_slot(
             &mut shard,
             loc,

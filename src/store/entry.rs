@@ -1,5 +1,7 @@
 //! Versions, entries and their digests.
 
+use std::num::NonZeroU64;
+
 use xxhash_rust::xxh3::Xxh3;
 
 /// A write's version: hybrid logical clock timestamp, then the numeric id of
@@ -26,19 +28,71 @@ pub fn node_number(node_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(node_id.as_bytes())
 }
 
-/// One stored entry: a value or a tombstone, with its version.
+/// One stored entry: a value or a tombstone, with its version and, for a
+/// key with a time to live, its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The version that wrote this state.
     pub version: Version,
     /// The value; `None` is a tombstone (a delete that is kept and synced).
     pub value: Option<Box<[u8]>>,
+    /// When the value expires: unix milliseconds, compared with the hybrid
+    /// clock's physical time (see docs/expiry.md). On a tombstone it is the
+    /// deadline of the value that expired into it (its garbage-collection
+    /// age counts from there). `None`: no time to live.
+    pub expires_at: Option<NonZeroU64>,
 }
 
 impl Entry {
-    /// Whether this entry records a delete.
+    /// A value without a time to live.
+    pub fn value(version: Version, value: Box<[u8]>) -> Self {
+        Self {
+            version,
+            value: Some(value),
+            expires_at: None,
+        }
+    }
+
+    /// A tombstone (a delete).
+    pub fn tombstone(version: Version) -> Self {
+        Self {
+            version,
+            value: None,
+            expires_at: None,
+        }
+    }
+
+    /// Whether this entry records a delete (or an expired value).
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()
+    }
+
+    /// Whether the value's deadline is at or before `now_ms`.
+    pub fn is_expired_at(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|d| d.get() <= now_ms)
+    }
+
+    /// The value when it is live at `now_ms` (present and not expired).
+    pub fn live_value_at(&self, now_ms: u64) -> Option<&[u8]> {
+        if self.is_expired_at(now_ms) {
+            return None;
+        }
+        self.value.as_deref()
+    }
+
+    /// What this entry turns into once its deadline passes: a tombstone
+    /// with the same version and deadline, the same on every replica.
+    pub fn expired(&self) -> Self {
+        Self {
+            version: self.version,
+            value: None,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// This entry's digest under `key` (see [`entry_digest_at`]).
+    pub fn digest(&self, key: &[u8]) -> u128 {
+        entry_digest_at(key, self.version, self.value.as_deref(), self.expires_at)
     }
 }
 
@@ -51,15 +105,29 @@ impl Entry {
 /// — and it is 3.6x cheaper than SHA-256 even on CPUs with SHA extensions,
 /// which matters because every write computes one (see docs/design.md).
 pub fn entry_digest(key: &[u8], version: Version, value: Option<&[u8]>) -> u128 {
+    entry_digest_at(key, version, value, None)
+}
+
+/// [`entry_digest`] of an entry that may carry a deadline. Without one the
+/// digest is exactly [`entry_digest`]'s (entries written before expiry
+/// existed keep theirs); with one, the presence byte is 2 (value) or 3
+/// (tombstone) and the deadline's 8 bytes follow the value, so a replica
+/// that missed an EXPIRE, or has not yet expired a value, differs.
+pub fn entry_digest_at(
+    key: &[u8],
+    version: Version,
+    value: Option<&[u8]>,
+    expires_at: Option<NonZeroU64>,
+) -> u128 {
     // The digest input: key length, key, version, then a presence byte and
     // the value with its length. Most entries are small: hash them in one
     // shot from a stack buffer (XXH3's one-shot and streaming forms give
     // the same digest for the same bytes, and one-shot is several times
     // cheaper for short input).
     const SMALL: usize = 512;
-    let len = 8 + key.len() + 16 + 1 + value.map_or(0, |v| 8 + v.len());
+    let len = 8 + key.len() + 16 + 1 + value.map_or(0, |v| 8 + v.len()) + 8;
     if len > SMALL {
-        return entry_digest_streaming(key, version, value);
+        return entry_digest_streaming(key, version, value, expires_at);
     }
     let mut buf = [0u8; SMALL];
     let mut at = 0;
@@ -71,31 +139,52 @@ pub fn entry_digest(key: &[u8], version: Version, value: Option<&[u8]>) -> u128 
     put(key);
     put(&version.hlc.to_le_bytes());
     put(&version.node.to_le_bytes());
+    let (with_value, tombstone) = if expires_at.is_some() {
+        (2u8, 3u8)
+    } else {
+        (1, 0)
+    };
     match value {
         Some(v) => {
-            put(&[1u8]);
+            put(&[with_value]);
             put(&(v.len() as u64).to_le_bytes());
             put(v);
         }
-        None => put(&[0u8]),
+        None => put(&[tombstone]),
+    }
+    if let Some(deadline) = expires_at {
+        put(&deadline.get().to_le_bytes());
     }
     xxhash_rust::xxh3::xxh3_128(&buf[..at])
 }
 
 /// [`entry_digest`] over the same bytes, fed piece by piece.
-fn entry_digest_streaming(key: &[u8], version: Version, value: Option<&[u8]>) -> u128 {
+fn entry_digest_streaming(
+    key: &[u8],
+    version: Version,
+    value: Option<&[u8]>,
+    expires_at: Option<NonZeroU64>,
+) -> u128 {
     let mut hasher = Xxh3::new();
     hasher.update(&(key.len() as u64).to_le_bytes());
     hasher.update(key);
     hasher.update(&version.hlc.to_le_bytes());
     hasher.update(&version.node.to_le_bytes());
+    let (with_value, tombstone) = if expires_at.is_some() {
+        (2u8, 3u8)
+    } else {
+        (1, 0)
+    };
     match value {
         Some(v) => {
-            hasher.update(&[1u8]);
+            hasher.update(&[with_value]);
             hasher.update(&(v.len() as u64).to_le_bytes());
             hasher.update(v);
         }
-        None => hasher.update(&[0u8]),
+        None => hasher.update(&[tombstone]),
+    }
+    if let Some(deadline) = expires_at {
+        hasher.update(&deadline.get().to_le_bytes());
     }
     hasher.digest128()
 }
@@ -130,6 +219,17 @@ mod tests {
             entry_digest(b"k", v, Some(b"")),
             entry_digest(b"k", v, None)
         );
+        let d = NonZeroU64::new(5);
+        assert_ne!(base, entry_digest_at(b"k", v, Some(b"v"), d));
+        assert_ne!(
+            entry_digest_at(b"k", v, Some(b"v"), d),
+            entry_digest_at(b"k", v, Some(b"v"), NonZeroU64::new(6))
+        );
+        assert_ne!(
+            entry_digest_at(b"k", v, None, d),
+            entry_digest(b"k", v, None)
+        );
+        assert_eq!(base, entry_digest_at(b"k", v, Some(b"v"), None));
         // Framing: moving bytes between key and value changes the digest.
         assert_ne!(
             entry_digest(b"ab", v, Some(b"c")),
@@ -161,17 +261,19 @@ mod tests {
         let v = Version::new(0x0123_4567_89ab_cdef, 42);
         for key_len in [0usize, 1, 16, 200, 600] {
             let key = vec![b'k'; key_len];
-            assert_eq!(
-                entry_digest(&key, v, None),
-                entry_digest_streaming(&key, v, None)
-            );
-            for value_len in 0..700 {
-                let value = vec![(value_len % 251) as u8; value_len];
+            for deadline in [None, NonZeroU64::new(1_900_000_000_000)] {
                 assert_eq!(
-                    entry_digest(&key, v, Some(&value)),
-                    entry_digest_streaming(&key, v, Some(&value)),
-                    "key {key_len} value {value_len}"
+                    entry_digest_at(&key, v, None, deadline),
+                    entry_digest_streaming(&key, v, None, deadline)
                 );
+                for value_len in 0..700 {
+                    let value = vec![(value_len % 251) as u8; value_len];
+                    assert_eq!(
+                        entry_digest_at(&key, v, Some(&value), deadline),
+                        entry_digest_streaming(&key, v, Some(&value), deadline),
+                        "key {key_len} value {value_len}"
+                    );
+                }
             }
         }
     }

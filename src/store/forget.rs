@@ -36,6 +36,7 @@ mod tests {
                 .merge(
                     b"k",
                     Entry {
+                        expires_at: None,
                         version: Version::new(hlc, 1),
                         value: Some(b"v".to_vec().into_boxed_slice()),
                     },

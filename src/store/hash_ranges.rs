@@ -84,6 +84,7 @@ mod tests {
                 .merge(
                     key.as_bytes(),
                     Entry {
+                        expires_at: None,
                         version: Version::new(i + 1, 1),
                         value,
                     },

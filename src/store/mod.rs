@@ -12,6 +12,7 @@
 mod entry;
 mod entry_rule;
 mod error;
+mod expiry;
 mod forget;
 pub mod hash_ranges;
 mod merkle;
@@ -27,11 +28,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-pub use entry::{entry_digest, key_hash, node_number, Entry, Version};
+pub use entry::{entry_digest, entry_digest_at, key_hash, node_number, Entry, Version};
 pub use entry_rule::{is_line_safe, EntryRule};
 pub use error::{LogError, StoreError};
+pub use expiry::{run_expiry, ExpiryCursor};
 pub use merkle::{MerkleIndex, Summary, TreeShape};
-pub use ops::{WriteOp, WriteResult};
+pub use ops::{ExpireWhen, SetWhen, Ttl, WriteOp, WriteResult};
 pub use refusals::{Refusal, Refusals};
 pub use tombstone_gc::{collect_tombstones, gc_interval};
 
@@ -101,11 +103,18 @@ impl Default for StoreOptions {
     }
 }
 
-/// Internal slot: the entry and its cached digest.
+/// Internal slot: the entry. Its digest is computed when needed (an
+/// overwrite or removal subtracts the old one, listings sum them) rather
+/// than kept: 16 bytes less per key for one hash per overwrite.
 #[derive(Debug, Clone)]
 struct Slot {
     entry: Entry,
-    digest: u128,
+}
+
+impl Slot {
+    fn digest(&self, key: &[u8]) -> u128 {
+        self.entry.digest(key)
+    }
 }
 
 /// Keys up to this many bytes live inside the map's bucket; longer ones
@@ -123,17 +132,25 @@ type Map = HashMap<StoredKey, Slot, foldhash::fast::RandomState>;
 /// write itself needs no second search for it).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Prior {
-    /// Whether a live value was stored.
+    /// Whether a value was stored (expired or not: the live-key count
+    /// drops when the expiry cycle turns it into a tombstone).
     live: bool,
+    /// Whether that value has a deadline (counted per shard for the
+    /// expiry cycle).
+    expiring: bool,
     /// Accounted bytes of the previous entry (0 when absent).
     cost: u64,
+    /// The previous entry's digest (0 when absent or without an index).
+    digest: u128,
 }
 
 impl Prior {
-    fn of(key: &[u8], slot: Option<&Slot>) -> Self {
+    fn of(store: &Store, key: &[u8], slot: Option<&Slot>) -> Self {
         slot.map_or_else(Prior::default, |s| Prior {
             live: !s.entry.is_tombstone(),
+            expiring: !s.entry.is_tombstone() && s.entry.expires_at.is_some(),
             cost: cost(key, s.entry.value.as_deref()),
+            digest: if store.merkle_index { s.digest(key) } else { 0 },
         })
     }
 }
@@ -154,6 +171,13 @@ pub struct Store {
     node_id: String,
     node: u64,
     live_keys: AtomicU64,
+    /// Per shard: values with a deadline (the expiry cycle skips shards
+    /// without any).
+    expiring: Box<[AtomicU64]>,
+    /// Per shard: a deadline at or before the earliest one of its values
+    /// (`u64::MAX`: none); the expiry cycle scans a shard only once it has
+    /// passed.
+    next_deadline: Box<[AtomicU64]>,
     memory_used: AtomicU64,
     memory_limit: u64,
     entry_rule: EntryRule,
@@ -198,6 +222,12 @@ impl Store {
         let shards = (0..1usize << shard_bits)
             .map(|_| RwLock::new(Map::default()))
             .collect();
+        let expiring = (0..1usize << shard_bits)
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let next_deadline = (0..1usize << shard_bits)
+            .map(|_| AtomicU64::new(u64::MAX))
+            .collect();
         Ok(Self {
             shards,
             shard_bits,
@@ -206,6 +236,8 @@ impl Store {
             node: node_number(&options.node_id),
             node_id: options.node_id,
             live_keys: AtomicU64::new(0),
+            expiring,
+            next_deadline,
             memory_used: AtomicU64::new(0),
             memory_limit: options.memory_limit_bytes,
             entry_rule: EntryRule {
@@ -258,6 +290,12 @@ impl Store {
     /// The numeric node id carried in this node's versions.
     pub fn node_number(&self) -> u64 {
         self.node
+    }
+
+    /// Now, as deadlines are compared: the hybrid clock's physical time
+    /// in unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.physical_now_ms()
     }
 
     /// The node's hybrid logical clock.
@@ -339,12 +377,15 @@ impl Store {
             return false;
         };
         if self.merkle_index {
-            self.index.remove(leaf, slot.digest);
+            self.index.remove(leaf, slot.digest(key));
         }
         self.memory_used
             .fetch_sub(cost(key, slot.entry.value.as_deref()), Ordering::Relaxed);
         if !slot.entry.is_tombstone() {
             self.live_keys.fetch_sub(1, Ordering::Relaxed);
+            if slot.entry.expires_at.is_some() {
+                self.expiring[self.shard_of_leaf(leaf)].fetch_sub(1, Ordering::Relaxed);
+            }
         }
         true
     }
@@ -378,24 +419,36 @@ impl Store {
             }
         }
         let digest = if self.merkle_index {
-            entry_digest(key, entry.version, entry.value.as_deref())
+            entry.digest(key)
         } else {
             0
         };
         let is_live = !entry.is_tombstone();
         let was_live = prior.live;
+        let is_expiring = is_live && entry.expires_at.is_some();
+        if is_expiring != prior.expiring {
+            let count = &self.expiring[loc.shard];
+            if is_expiring {
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(deadline) = entry.expires_at.filter(|_| is_live) {
+            self.next_deadline[loc.shard].fetch_min(deadline.get(), Ordering::Relaxed);
+        }
         match shard.get_mut(key) {
             Some(slot) => {
                 if self.merkle_index {
-                    self.index.replace(loc.leaf, slot.digest, digest);
+                    self.index.replace(loc.leaf, prior.digest, digest);
                 }
-                *slot = Slot { entry, digest };
+                *slot = Slot { entry };
             }
             None => {
                 if self.merkle_index {
                     self.index.insert(loc.leaf, digest);
                 }
-                shard.insert(StoredKey::from_slice(key), Slot { entry, digest });
+                shard.insert(StoredKey::from_slice(key), Slot { entry });
             }
         }
         if new_cost >= old_cost {
@@ -424,5 +477,7 @@ fn cost(key: &[u8], value: Option<&[u8]>) -> u64 {
 
 #[cfg(test)]
 mod bounded_tests;
+#[cfg(test)]
+mod expiry_tests;
 #[cfg(test)]
 mod tests;

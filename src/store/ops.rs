@@ -1,7 +1,50 @@
 //! Client writes: each stamps a fresh version under the key's shard lock, so
 //! read-modify-write commands (INC, APPEND, …) are atomic per key.
 
+use std::num::NonZeroU64;
+
 use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
+
+/// What a write does to the key's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// No deadline (what a plain SET leaves).
+    Clear,
+    /// Keep the live key's deadline (`KEEPTTL`).
+    Keep,
+    /// Expire at this unix millisecond.
+    At(NonZeroU64),
+}
+
+/// When a conditional SET writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetWhen {
+    /// Always.
+    Always,
+    /// Only when the key is absent (`NX`).
+    Absent,
+    /// Only when the key is present (`XX`).
+    Present,
+}
+
+/// When EXPIRE changes a deadline (Redis 7's `NX | XX | GT | LT`; a key
+/// without one counts as never expiring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireWhen {
+    /// Always.
+    Always,
+    /// Only when the key has no deadline.
+    NoDeadline,
+    /// Only when it has one.
+    HasDeadline,
+    /// Only when the new deadline is later.
+    Later,
+    /// Only when the new deadline is earlier.
+    Earlier,
+    /// Only when the key has a deadline and the new one is earlier
+    /// (`XX LT`).
+    HasDeadlineEarlier,
+}
 
 /// A client write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +94,29 @@ pub enum WriteOp<'a> {
     },
     /// Delete every live key (replicated as tombstones).
     Flush,
+    /// SET with options: a time to live, a condition, and the old value
+    /// returned (`SET … EX|PX|EXAT|PXAT|KEEPTTL NX|XX GET`, `SETEX`, `SETNX`).
+    SetWith {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: &'a [u8],
+        /// Deadline handling.
+        ttl: Ttl,
+        /// When to write.
+        when: SetWhen,
+    },
+    /// Set (`Some`) or remove (`None`, `PERSIST`) a live key's deadline,
+    /// writing the same value with a new version. A deadline in the past
+    /// expires the key at once.
+    Expire {
+        /// Key.
+        key: &'a [u8],
+        /// The new deadline.
+        deadline: Option<NonZeroU64>,
+        /// When to change it.
+        when: ExpireWhen,
+    },
 }
 
 /// What a write did.
@@ -66,6 +132,14 @@ pub enum WriteResult {
     Value(Box<[u8]>),
     /// How many keys a FLUSH removed.
     Flushed(u64),
+    /// A conditional write: whether it wrote, and the value the key held
+    /// before (`None`: absent).
+    Conditional {
+        /// Whether the write happened.
+        written: bool,
+        /// The previous live value.
+        old: Option<Box<[u8]>>,
+    },
 }
 
 /// Applies `op`. Each key it writes is pushed to `changes` when given
@@ -101,22 +175,84 @@ fn apply_recording(
 ) -> Result<WriteResult, StoreError> {
     let result = match op {
         WriteOp::Set { key, value } => {
-            record(store.write_local(key, collect, |_| Ok(Some(value.into())))?);
+            record(store.write_local(key, collect, Ttl::Clear, |_| Ok(Some(value.into())))?);
             WriteResult::Stored
+        }
+        WriteOp::SetWith {
+            key,
+            value,
+            ttl,
+            when,
+        } => {
+            let mut old = None;
+            let written = store.rewrite(key, collect, |current| {
+                old = current.map(|(v, _)| Box::<[u8]>::from(v));
+                let go = match when {
+                    SetWhen::Always => true,
+                    SetWhen::Absent => current.is_none(),
+                    SetWhen::Present => current.is_some(),
+                };
+                let deadline = match ttl {
+                    Ttl::Clear => None,
+                    Ttl::Keep => current.and_then(|(_, d)| d),
+                    Ttl::At(d) => Some(d),
+                };
+                Ok(go.then(|| (Some(Box::from(value)), deadline)))
+            })?;
+            let done = written.is_some();
+            if let Some(change) = written {
+                record(change);
+            }
+            WriteResult::Conditional { written: done, old }
+        }
+        WriteOp::Expire {
+            key,
+            deadline,
+            when,
+        } => {
+            let mut old = None;
+            let written = store.rewrite(key, collect, |current| {
+                let Some((value, now)) = current else {
+                    return Ok(None);
+                };
+                old = Some(Box::<[u8]>::from(value));
+                let go = match (when, now, deadline) {
+                    (_, None, None) => false, // PERSIST without a deadline
+                    (ExpireWhen::Always, ..) => true,
+                    (ExpireWhen::NoDeadline, now, _) => now.is_none(),
+                    (ExpireWhen::HasDeadline, now, _) => now.is_some(),
+                    // No deadline is "never": later than any, earlier than none.
+                    (ExpireWhen::Later, Some(now), Some(new)) => new > now,
+                    (ExpireWhen::Later, None, _) => false,
+                    (ExpireWhen::Earlier, Some(now), Some(new)) => new < now,
+                    (ExpireWhen::Earlier, None, _) => true,
+                    (ExpireWhen::HasDeadlineEarlier, Some(now), Some(new)) => new < now,
+                    (ExpireWhen::HasDeadlineEarlier, ..) => false,
+                    (ExpireWhen::Later | ExpireWhen::Earlier, Some(_), None) => false,
+                };
+                Ok(go.then(|| (Some(Box::from(value)), deadline)))
+            })?;
+            let done = written.is_some();
+            if let Some(change) = written {
+                record(change);
+            }
+            WriteResult::Conditional { written: done, old }
         }
         WriteOp::Delete { key } => {
             let loc = store.locate(key);
             let mut shard = store.shards[loc.shard].write();
-            let live = shard.get(key).is_some_and(|s| !s.entry.is_tombstone());
+            let live = shard
+                .get(key)
+                .is_some_and(|s| store.live_value(s).is_some());
             if !live {
                 return Ok(WriteResult::Deleted(false));
             }
-            record(store.stamp_and_write(&mut shard, loc, key, None, collect)?);
+            record(store.stamp_and_write(&mut shard, loc, key, None, None, collect)?);
             WriteResult::Deleted(true)
         }
         WriteOp::Increment { key, delta } => {
             let mut result = 0i64;
-            record(store.write_local(key, collect, |old| {
+            record(store.write_local(key, collect, Ttl::Keep, |old| {
                 let current = match old {
                     None => 0,
                     Some(bytes) => parse_i64(bytes).ok_or_else(|| StoreError::NotANumber {
@@ -140,7 +276,7 @@ fn apply_recording(
         } => join(store, key, prefix, Side::Start, line_safe, collect, record)?,
         WriteOp::MultiSet { pairs } => {
             for (key, value) in pairs {
-                record(store.write_local(key, collect, |_| Ok(Some((*value).into())))?);
+                record(store.write_local(key, collect, Ttl::Clear, |_| Ok(Some((*value).into())))?);
             }
             WriteResult::Stored
         }
@@ -155,7 +291,7 @@ fn apply_recording(
                     .collect();
                 for key in live {
                     let loc = store.locate(&key);
-                    record(store.stamp_and_write(&mut shard, loc, &key, None, collect)?);
+                    record(store.stamp_and_write(&mut shard, loc, &key, None, None, collect)?);
                     flushed += 1;
                 }
             }
@@ -191,7 +327,7 @@ fn join(
     record: &mut impl FnMut(Option<Change>),
 ) -> Result<WriteResult, StoreError> {
     let mut value = Box::default();
-    record(store.write_local(key, collect, |old| {
+    record(store.write_local(key, collect, Ttl::Keep, |old| {
         store.entry_rule.check_joined(old, added, line_safe)?;
         let old = old.unwrap_or_default();
         let mut v = Vec::with_capacity(old.len() + added.len());
@@ -214,21 +350,65 @@ fn join(
 impl Store {
     /// Read-modify-write of one key under its shard lock: `compute` sees the
     /// live value (or `None`) and returns the new value (or `None` for a
-    /// tombstone).
+    /// tombstone); `ttl` says whether a live key's deadline stays (INCR,
+    /// APPEND) or goes (SET; `Ttl::At` is not used here).
     /// Returns the change when `collect` is set.
     fn write_local(
         &self,
         key: &[u8],
         collect: bool,
+        ttl: Ttl,
         compute: impl FnOnce(Option<&[u8]>) -> Result<Option<Box<[u8]>>, StoreError>,
     ) -> Result<Option<Change>, StoreError> {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
-        let new_value = compute(slot.and_then(|s| s.entry.value.as_deref()))?;
+        let live = slot.and_then(|s| self.live_value(s));
+        let new_value = compute(live)?;
+        let deadline = match ttl {
+            Ttl::Keep if live.is_some() => slot.and_then(|s| s.entry.expires_at),
+            Ttl::At(d) => Some(d),
+            _ => None,
+        };
         let floor = slot.map_or(0, |s| s.entry.version.hlc);
-        let prior = Prior::of(key, slot);
-        self.write_stamped(&mut shard, loc, key, new_value, floor, prior, collect)
+        let prior = Prior::of(self, key, slot);
+        self.write_stamped(
+            &mut shard, loc, key, new_value, deadline, floor, prior, collect,
+        )
+    }
+
+    /// A conditional read-modify-write of one key under its shard lock:
+    /// `decide` sees the live value and deadline (or `None`) and returns the
+    /// new value and deadline, or `None` to leave the key alone. Returns
+    /// `Some(change)` when it wrote (the change itself when `collect`).
+    #[allow(clippy::type_complexity)]
+    fn rewrite(
+        &self,
+        key: &[u8],
+        collect: bool,
+        decide: impl FnOnce(
+            Option<(&[u8], Option<NonZeroU64>)>,
+        )
+            -> Result<Option<(Option<Box<[u8]>>, Option<NonZeroU64>)>, StoreError>,
+    ) -> Result<Option<Option<Change>>, StoreError> {
+        let loc = self.locate(key);
+        let mut shard = self.shards[loc.shard].write();
+        let slot = shard.get(key);
+        let live = slot.and_then(|s| self.live_value(s).map(|v| (v, s.entry.expires_at)));
+        let Some((value, deadline)) = decide(live)? else {
+            return Ok(None);
+        };
+        if let Some(v) = &value {
+            if !self.entry_rule.fits(v.len()) {
+                return Err(StoreError::ValueTooLarge {
+                    limit: self.entry_rule.max_value_bytes,
+                });
+            }
+        }
+        let floor = slot.map_or(0, |s| s.entry.version.hlc);
+        let prior = Prior::of(self, key, slot);
+        self.write_stamped(&mut shard, loc, key, value, deadline, floor, prior, collect)
+            .map(Some)
     }
 
     /// Counts and describes a write refused because the key's version lies
@@ -249,12 +429,13 @@ impl Store {
         loc: Location,
         key: &[u8],
         value: Option<Box<[u8]>>,
+        expires_at: Option<NonZeroU64>,
         collect: bool,
     ) -> Result<Option<Change>, StoreError> {
         let slot = shard.get(key);
         let floor = slot.map_or(0, |s| s.entry.version.hlc);
-        let prior = Prior::of(key, slot);
-        self.write_stamped(shard, loc, key, value, floor, prior, collect)
+        let prior = Prior::of(self, key, slot);
+        self.write_stamped(shard, loc, key, value, expires_at, floor, prior, collect)
     }
 
     /// Writes `value` with a version newer than `floor`; returns the
@@ -266,6 +447,7 @@ impl Store {
         loc: Location,
         key: &[u8],
         value: Option<Box<[u8]>>,
+        expires_at: Option<NonZeroU64>,
         floor: u64,
         prior: Prior,
         collect: bool,
@@ -275,7 +457,13 @@ impl Store {
             Err(ahead) => return Err(self.refuse_clock_ahead(key, ahead)),
         };
         let version = Version::new(hlc, self.node);
-        let entry = Entry { version, value };
+        // A delete carries no deadline.
+        let expires_at = if value.is_some() { expires_at } else { None };
+        let entry = Entry {
+            version,
+            value,
+            expires_at,
+        };
         let change = collect.then(|| Change {
             key: key.into(),
             entry: entry.clone(),

@@ -9,7 +9,36 @@ impl Store {
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         let loc = self.locate(key);
         let shard = self.shards[loc.shard].read();
-        f(shard.get(key).and_then(|s| s.entry.value.as_deref()))
+        f(shard.get(key).and_then(|s| self.live_value(s)))
+    }
+
+    /// The slot's value unless it is a tombstone or has expired (the clock
+    /// is read only for a value with a deadline).
+    pub(super) fn live_value<'s>(&self, slot: &'s Slot) -> Option<&'s [u8]> {
+        match slot.entry.expires_at {
+            Some(deadline) if deadline.get() <= self.now_ms() => None,
+            _ => slot.entry.value.as_deref(),
+        }
+    }
+
+    /// The live value of `key` and its deadline (`None`: no time to live),
+    /// or `None` when the key is absent or expired.
+    pub fn get_with_deadline(&self, key: &[u8]) -> Option<(Vec<u8>, Option<u64>)> {
+        let loc = self.locate(key);
+        let shard = self.shards[loc.shard].read();
+        let slot = shard.get(key)?;
+        let value = self.live_value(slot)?;
+        Some((value.to_vec(), slot.entry.expires_at.map(|d| d.get())))
+    }
+
+    /// `key`'s deadline in unix milliseconds: `None` when the key is absent
+    /// or expired, `Some(None)` when it has no time to live.
+    pub fn deadline(&self, key: &[u8]) -> Option<Option<u64>> {
+        let loc = self.locate(key);
+        let shard = self.shards[loc.shard].read();
+        let slot = shard.get(key)?;
+        self.live_value(slot)?;
+        Some(slot.entry.expires_at.map(|d| d.get()))
     }
 
     /// A copy of the live value of `key`.
@@ -22,19 +51,24 @@ impl Store {
         self.get_with(key, |v| v.is_some())
     }
 
-    /// The stored entry for `key`, tombstones included.
+    /// The stored entry for `key`, tombstones included; a value whose
+    /// deadline has passed comes as its expired tombstone (what the expiry
+    /// cycle turns it into).
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
         let loc = self.locate(key);
-        self.shards[loc.shard]
-            .read()
-            .get(key)
-            .map(|s| s.entry.clone())
+        self.shards[loc.shard].read().get(key).map(|s| {
+            if s.entry.value.is_some() && self.live_value(s).is_none() {
+                s.entry.expired()
+            } else {
+                s.entry.clone()
+            }
+        })
     }
 
     /// Live keys starting with `prefix`, sorted bytewise.
     pub fn scan(&self, prefix: &[u8]) -> Vec<Box<[u8]>> {
         let mut keys = self.collect_prefixed(prefix, |key, slot| {
-            (!slot.entry.is_tombstone()).then(|| Box::from(key))
+            self.live_value(slot).map(|_| Box::from(key))
         });
         keys.sort_unstable();
         keys
@@ -45,7 +79,7 @@ impl Store {
     pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut entries: Vec<(Box<[u8]>, u128)> =
-            self.collect_prefixed(prefix, |key, slot| Some((Box::from(key), slot.digest)));
+            self.collect_prefixed(prefix, |key, slot| Some((Box::from(key), slot.digest(key))));
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut hasher = Sha256::new();
         for (_, digest) in entries {
@@ -130,7 +164,7 @@ impl Store {
         ranges: &[std::ops::RangeInclusive<u64>],
         mut f: impl FnMut(u64, &[u8], u128),
     ) {
-        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.digest));
+        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.digest(key)));
     }
 
     fn visit_leaf_slots(

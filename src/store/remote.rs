@@ -4,7 +4,20 @@
 //! ([`Store::admit`]): a version beyond the clock's bound, or a key or value
 //! longer than a client may send, is refused and counted, never stored.
 
-use super::{entry_digest, Entry, MergeOutcome, Prior, Refusal, Store, StoreError, Summary};
+use super::{Entry, MergeOutcome, Prior, Refusal, Store, StoreError, Summary};
+
+/// Last-writer-wins: whether `incoming` replaces `current`. A newer
+/// version wins; at the same version only the expired form of a value
+/// (its tombstone, same version and deadline) replaces it, so a replica
+/// that expired a key first and one that has not yet agree once they meet.
+pub(super) fn replaces(incoming: &Entry, current: &Entry) -> bool {
+    incoming.version > current.version
+        || (incoming.version == current.version
+            && incoming.is_tombstone()
+            && !current.is_tombstone()
+            && incoming.expires_at.is_some()
+            && incoming.expires_at == current.expires_at)
+}
 
 impl Store {
     /// Whether an entry from elsewhere may be stored (counted when not);
@@ -44,14 +57,21 @@ impl Store {
         if let Err(refusal) = self.admit(key, &entry) {
             return Ok((MergeOutcome::Refused(refusal), false));
         }
+        // A value whose deadline has passed arrives as what it has become
+        // everywhere: its expired tombstone.
+        let entry = if entry.value.is_some() && entry.is_expired_at(self.now_ms()) {
+            entry.expired()
+        } else {
+            entry
+        };
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
         let was_live = slot.is_some_and(|s| !s.entry.is_tombstone());
-        if slot.is_some_and(|s| s.entry.version >= entry.version) {
+        if slot.is_some_and(|s| !replaces(&entry, &s.entry)) {
             return Ok((MergeOutcome::Stale, was_live));
         }
-        let prior = Prior::of(key, slot);
+        let prior = Prior::of(self, key, slot);
         self.write_slot(&mut shard, loc, key, entry, prior, true, true)?;
         Ok((MergeOutcome::Applied, was_live))
     }
@@ -69,10 +89,10 @@ impl Store {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
-        if slot.is_some_and(|s| s.entry.version >= entry.version) {
+        if slot.is_some_and(|s| !replaces(&entry, &s.entry)) {
             return;
         }
-        let prior = Prior::of(key, slot);
+        let prior = Prior::of(self, key, slot);
         // Cannot fail: no log is consulted and no memory limit applies.
         let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
     }
@@ -89,7 +109,7 @@ impl Store {
             Some(None) => {}
             Some(Some(entry)) => {
                 self.clock.restore(entry.version.hlc);
-                let prior = Prior::of(key, shard.get(key));
+                let prior = Prior::of(self, key, shard.get(key));
                 // Cannot fail: no log is consulted and no memory limit applies.
                 let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
             }
@@ -108,7 +128,7 @@ impl Store {
             return Some(entry);
         }
         self.refusals.count(Refusal::FutureVersion);
-        let digest = entry_digest(key, entry.version, entry.value.as_deref());
+        let digest = entry.digest(key);
         let mut left_out = self.left_out.lock();
         *left_out = left_out.combine(Summary {
             hash: digest,
@@ -147,7 +167,7 @@ impl Store {
         for (key, entry) in entries {
             let loc = self.locate(&key);
             let mut shard = self.shards[loc.shard].write();
-            self.stamp_and_write(&mut shard, loc, &key, entry.value, false)?;
+            self.stamp_and_write(&mut shard, loc, &key, entry.value, entry.expires_at, false)?;
             restamped += 1;
         }
         Ok(restamped)

@@ -17,6 +17,7 @@ fn store_with(options: StoreOptions) -> Store {
 
 fn entry(hlc: u64, node: u64, value: Option<&[u8]>) -> Entry {
     Entry {
+        expires_at: None,
         version: Version::new(hlc, node),
         value: value.map(Into::into),
     }

@@ -91,6 +91,7 @@ mod tests {
                 .merge(
                     k.as_bytes(),
                     Entry {
+                        expires_at: None,
                         version: Version::new(hlc, 1),
                         value: value.map(Into::into),
                     },

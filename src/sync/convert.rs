@@ -70,6 +70,7 @@ pub fn entry_to_proto(key: &[u8], entry: &Entry) -> proto::Entry {
             .unwrap_or_default(),
         tombstone: entry.is_tombstone(),
         version: Some(version_to_proto(entry.version)),
+        expires_at_unix_ms: entry.expires_at.map_or(0, |d| d.get()),
     }
 }
 
@@ -84,7 +85,14 @@ pub fn entry_from_proto(p: proto::Entry) -> Result<(Box<[u8]>, Entry), ConvertEr
     } else {
         Some(p.value.into_boxed_slice())
     };
-    Ok((p.key.into_boxed_slice(), Entry { version, value }))
+    Ok((
+        p.key.into_boxed_slice(),
+        Entry {
+            version,
+            value,
+            expires_at: std::num::NonZeroU64::new(p.expires_at_unix_ms),
+        },
+    ))
 }
 
 /// A key digest in wire form.
@@ -126,12 +134,14 @@ mod tests {
         };
         assert_eq!(summary_from_proto(&summary_to_proto(s)), Ok(s));
         let e = Entry {
+            expires_at: None,
             version: Version::new(7, 9),
             value: Some(b"v".to_vec().into()),
         };
         let (k, back) = entry_from_proto(entry_to_proto(b"k", &e)).expect("entry");
         assert_eq!((&*k, back), (&b"k"[..], e));
         let t = Entry {
+            expires_at: None,
             version: Version::new(8, 9),
             value: None,
         };
@@ -152,6 +162,7 @@ mod tests {
         };
         assert!(entry_from_proto(no_version).is_err());
         let tomb_with_value = proto::Entry {
+            expires_at_unix_ms: 0,
             key: b"k".to_vec(),
             value: b"x".to_vec(),
             tombstone: true,
@@ -169,6 +180,7 @@ mod tests {
             let e = entry_to_proto(
                 &vec![b'k'; k],
                 &Entry {
+                    expires_at: None,
                     version: Version::new(u64::MAX, u64::MAX),
                     value: Some(vec![b'v'; v].into()),
                 },

@@ -34,6 +34,8 @@ pub struct SyncMetrics {
     pub pushed_to_us: Counter,
     /// Tombstones removed by garbage collection.
     pub tombstones_collected: Counter,
+    /// Values the active expiry cycle turned into tombstones.
+    pub keys_expired: Counter,
 }
 
 impl Default for SyncMetrics {
@@ -50,6 +52,7 @@ impl Default for SyncMetrics {
             round_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             pushed_to_us: Counter::default(),
             tombstones_collected: Counter::default(),
+            keys_expired: Counter::default(),
         }
     }
 }
@@ -106,6 +109,11 @@ impl SyncMetrics {
             "tombstones_collected",
             "Tombstones garbage-collected after the grace period",
             self.tombstones_collected.clone(),
+        );
+        registry.register(
+            "keys_expired",
+            "Values whose deadline passed, turned into tombstones by the active expiry cycle",
+            self.keys_expired.clone(),
         );
     }
 

@@ -123,6 +123,15 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
         start.shutdown.subscribe(),
     )));
 
+    let expired = metrics.keys_expired.clone();
+    tasks.push(tokio::spawn(crate::store::run_expiry(
+        start.store.clone(),
+        move |n| {
+            expired.inc_by(n as u64);
+        },
+        start.shutdown.subscribe(),
+    )));
+
     let task = server.task;
     let stop: StopStep = Box::new(move || {
         Box::pin(async move {

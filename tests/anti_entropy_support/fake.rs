@@ -162,6 +162,7 @@ impl MerkleSync for Liar {
         let req = req.into_inner();
         let entries = if self.0 == Lie::UnaskedEntries {
             vec![Entry {
+                expires_at_unix_ms: 0,
                 key: b"nobody-asked".to_vec(),
                 value: b"x".to_vec(),
                 tombstone: false,

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod expiry;
 pub mod keyspace;
 pub mod strings;
 pub mod transaction;

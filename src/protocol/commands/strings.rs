@@ -98,7 +98,7 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
         b"GET" => r.arity(n == 1).map(|_| Command::Get(a[0])),
         b"SET" => r.arity(n >= 2).and_then(|_| {
             if n > 2 {
-                return Err(CommandError::Syntax);
+                return super::expiry::resp_set(a);
             }
             Ok(Command::Set(a[0], a[1]))
         }),

@@ -6,6 +6,8 @@
 //!
 //! * [`strings`]: GET, SET, DEL, INC/DEC, APPEND/PREPEND, MGET, MSET,
 //!   EXISTS — single-key and multi-key reads and writes.
+//! * [`expiry`]: SET with options, SETEX, SETNX, EXPIRE and relatives,
+//!   PERSIST, TTL and relatives, GETEX — keys with a time to live.
 //! * [`keyspace`]: SCAN, KEYS, DBSIZE, FLUSH, HASH — the key space as a
 //!   whole.
 //! * [`client`]: PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT … — the
@@ -21,6 +23,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod expiry;
 pub mod keyspace;
 pub mod routed;
 pub mod strings;

@@ -99,6 +99,7 @@ fn write_result(out: &mut ReplyBuf, result: WriteResult) {
         WriteResult::Deleted(d) => out.deleted(u64::from(d)),
         WriteResult::Number(n) => out.number(n),
         WriteResult::Value(v) => out.appended(&v),
+        WriteResult::Conditional { written, .. } => out.number(i64::from(written)),
     }
 }
 

@@ -41,6 +41,7 @@ pub fn write(ctx: &ServerContext, session: &mut Session, out: &mut ReplyBuf, op:
             WriteResult::Deleted(d) => out.deleted(u64::from(d)),
             WriteResult::Number(n) => out.number(n),
             WriteResult::Value(v) => out.appended(&v),
+            WriteResult::Conditional { written, .. } => out.number(i64::from(written)),
         },
         Err(e) => {
             replies::store_error(ctx, out, &e);

@@ -1,0 +1,279 @@
+//! Keys with a time to live: `SET` with options, `SETEX`, `PSETEX`,
+//! `SETNX`, `EXPIRE`/`PEXPIRE`/`EXPIREAT`/`PEXPIREAT`, `TTL`/`PTTL`,
+//! `EXPIRETIME`/`PEXPIRETIME`, `PERSIST`, `GETEX` (Redis 7's arities,
+//! options and errors), and the text protocol's `SETEX`, `EXPIRE`, `TTL`.
+
+use super::super::command::{Command, CommandError, ExpireSpec, SetReply, TtlReport};
+use super::super::request::{int, RespRequest, TextRequest};
+use crate::store::{ExpireWhen, SetWhen};
+
+type Parsed<'a> = Option<Result<Command<'a>, CommandError>>;
+
+/// The text forms.
+pub fn text<'a>(r: &TextRequest<'a>) -> Parsed<'a> {
+    Some(match r.upper.as_str() {
+        "SETEX" => text_setex(r),
+        "EXPIRE" => {
+            let a = r.args();
+            match a.as_slice() {
+                [] => Err(CommandError::MissingArguments("EXPIRE")),
+                [k, s] => s
+                    .parse::<i64>()
+                    .map_err(|_| CommandError::Usage("EXPIRE seconds must be an integer"))
+                    .and_then(|s| seconds(s, "expire"))
+                    .map(|ms| Command::Expire {
+                        key: k.as_bytes(),
+                        spec: ExpireSpec::In(ms),
+                        when: ExpireWhen::Always,
+                    }),
+                _ => Err(CommandError::Usage(
+                    "EXPIRE command requires a key and a number of seconds",
+                )),
+            }
+        }
+        "TTL" => r
+            .one_key("TTL", "TTL command requires exactly one key")
+            .map(|k| Command::Ttl(k.as_bytes(), TtlReport::Seconds)),
+        "PERSIST" => r
+            .one_key("PERSIST", "PERSIST command requires exactly one key")
+            .map(|k| Command::Persist(k.as_bytes())),
+        _ => return None,
+    })
+}
+
+/// Text `SETEX k seconds v…`: the value is the rest of the line.
+fn text_setex<'a>(r: &TextRequest<'a>) -> Result<Command<'a>, CommandError> {
+    const USAGE: &str = "SETEX command requires a key, a number of seconds and a value";
+    let rest = r.rest.ok_or(CommandError::MissingArguments("SETEX"))?;
+    let rest = rest.trim_start_matches(' ');
+    let (key, rest) = rest.split_once(' ').ok_or(CommandError::Usage(USAGE))?;
+    let (secs, value) = rest
+        .trim_start_matches(' ')
+        .split_once(' ')
+        .ok_or(CommandError::Usage(USAGE))?;
+    let secs: i64 = secs
+        .parse()
+        .map_err(|_| CommandError::Usage("SETEX seconds must be an integer"))?;
+    if secs <= 0 {
+        return Err(CommandError::InvalidExpireTime("setex"));
+    }
+    Ok(Command::SetWith {
+        key: key.as_bytes(),
+        value: value.as_bytes(),
+        ttl: ExpireSpec::In(seconds(secs, "setex")?),
+        when: SetWhen::Always,
+        get: false,
+        reply: SetReply::Ok,
+    })
+}
+
+/// The RESP forms.
+pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
+    let n = r.len();
+    let a = &r.args;
+    Some(match r.upper() {
+        b"SETEX" | b"PSETEX" => {
+            let name = if r.upper() == b"SETEX" {
+                "setex"
+            } else {
+                "psetex"
+            };
+            r.arity(n == 3).and_then(|_| {
+                let amount = int(a[1])?;
+                if amount <= 0 {
+                    return Err(CommandError::InvalidExpireTime(name));
+                }
+                let ms = if name == "setex" {
+                    seconds(amount, name)?
+                } else {
+                    amount
+                };
+                Ok(Command::SetWith {
+                    key: a[0],
+                    value: a[2],
+                    ttl: ExpireSpec::In(ms),
+                    when: SetWhen::Always,
+                    get: false,
+                    reply: SetReply::Ok,
+                })
+            })
+        }
+        b"SETNX" => r.arity(n == 2).map(|_| Command::SetWith {
+            key: a[0],
+            value: a[1],
+            ttl: ExpireSpec::Clear,
+            when: SetWhen::Absent,
+            get: false,
+            reply: SetReply::Integer,
+        }),
+        b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT" => {
+            let upper = r.upper().to_vec();
+            r.arity(n >= 2).and_then(|_| resp_expire(&upper, a))
+        }
+        b"TTL" => r
+            .arity(n == 1)
+            .map(|_| Command::Ttl(a[0], TtlReport::Seconds)),
+        b"PTTL" => r
+            .arity(n == 1)
+            .map(|_| Command::Ttl(a[0], TtlReport::Millis)),
+        b"EXPIRETIME" => r
+            .arity(n == 1)
+            .map(|_| Command::Ttl(a[0], TtlReport::AtSeconds)),
+        b"PEXPIRETIME" => r
+            .arity(n == 1)
+            .map(|_| Command::Ttl(a[0], TtlReport::AtMillis)),
+        b"PERSIST" => r.arity(n == 1).map(|_| Command::Persist(a[0])),
+        b"GETEX" => r.arity(n >= 1).and_then(|_| resp_getex(a)),
+        _ => return None,
+    })
+}
+
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
+pub fn resp_set<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
+    let (key, value) = (args[0], args[1]);
+    let mut when = SetWhen::Always;
+    let mut get = false;
+    let mut ttl = ExpireSpec::Clear;
+    let mut ttl_given = false;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        let next = args.get(i + 1);
+        match opt.as_slice() {
+            b"NX" if when != SetWhen::Present => when = SetWhen::Absent,
+            b"XX" if when != SetWhen::Absent => when = SetWhen::Present,
+            b"GET" => get = true,
+            b"KEEPTTL" if !ttl_given => {
+                ttl = ExpireSpec::Keep;
+                ttl_given = true;
+            }
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !ttl_given && next.is_some() => {
+                let amount = int(next.copied().unwrap_or_default())?;
+                ttl = deadline_option(&opt, amount, "set")?;
+                ttl_given = true;
+                i += 1;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 1;
+    }
+    Ok(Command::SetWith {
+        key,
+        value,
+        ttl,
+        when,
+        get,
+        reply: if get { SetReply::Old } else { SetReply::Ok },
+    })
+}
+
+/// `EXPIRE key n [NX|XX|GT|LT]` and its three relatives.
+fn resp_expire<'a>(upper: &[u8], a: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
+    let name = match upper {
+        b"EXPIRE" => "expire",
+        b"PEXPIRE" => "pexpire",
+        b"EXPIREAT" => "expireat",
+        _ => "pexpireat",
+    };
+    let mut when = ExpireWhen::Always;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &a[2..] {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => {
+                return Err(CommandError::UnknownResp(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CommandError::Usage(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CommandError::Usage(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    if nx {
+        when = ExpireWhen::NoDeadline;
+    } else if gt {
+        when = ExpireWhen::Later;
+    } else if lt {
+        when = ExpireWhen::Earlier;
+    }
+    // XX with GT or LT: the deadline must exist and compare (GT/LT on a
+    // key without one is handled by the store: GT never, LT always; with
+    // XX, LT needs one too).
+    if xx && !gt && !lt {
+        when = ExpireWhen::HasDeadline;
+    }
+    let amount = int(a[1])?;
+    let spec = match name {
+        "expire" => ExpireSpec::In(seconds(amount, name)?),
+        "pexpire" => ExpireSpec::In(amount),
+        "expireat" => ExpireSpec::At(seconds(amount, name)?),
+        _ => ExpireSpec::At(amount),
+    };
+    Ok(Command::Expire {
+        key: a[0],
+        spec,
+        when: if xx && lt {
+            ExpireWhen::HasDeadlineEarlier
+        } else {
+            when
+        },
+    })
+}
+
+/// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`.
+fn resp_getex<'a>(a: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
+    let mut ttl = None;
+    let mut i = 1;
+    while i < a.len() {
+        let opt = a[i].to_ascii_uppercase();
+        let next = a.get(i + 1);
+        match opt.as_slice() {
+            b"PERSIST" if ttl.is_none() => ttl = Some(ExpireSpec::Clear),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if ttl.is_none() && next.is_some() => {
+                let amount = int(next.copied().unwrap_or_default())?;
+                ttl = Some(deadline_option(&opt, amount, "getex")?);
+                i += 1;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 1;
+    }
+    Ok(Command::GetEx { key: a[0], ttl })
+}
+
+/// An `EX|PX|EXAT|PXAT amount` option: positive, and in range once in
+/// milliseconds (Redis' "invalid expire time in '<cmd>' command").
+fn deadline_option(
+    opt: &[u8],
+    amount: i64,
+    name: &'static str,
+) -> Result<ExpireSpec, CommandError> {
+    if amount <= 0 {
+        return Err(CommandError::InvalidExpireTime(name));
+    }
+    Ok(match opt {
+        b"EX" => ExpireSpec::In(seconds(amount, name)?),
+        b"PX" => ExpireSpec::In(amount),
+        b"EXAT" => ExpireSpec::At(seconds(amount, name)?),
+        _ => ExpireSpec::At(amount),
+    })
+}
+
+/// Seconds as milliseconds, refusing what does not fit.
+fn seconds(amount: i64, name: &'static str) -> Result<i64, CommandError> {
+    amount
+        .checked_mul(1000)
+        .ok_or(CommandError::InvalidExpireTime(name))
+}
