@@ -184,7 +184,7 @@ async fn main() {
     }
     let all = [0..=TreeShape::DEFAULT.leaf_count() - 1];
     local.visit_leaves(&all, |_, k, e| {
-        remote.merge(k, e.clone()).expect("merge");
+        remote.merge(k, e.to_entry()).expect("merge");
     });
     assert_eq!(local.root(), remote.root());
     eprintln!("built in {:?}", started.elapsed());

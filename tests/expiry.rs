@@ -415,20 +415,93 @@ fn an_expire_a_replica_missed_is_repaired_by_anti_entropy() {
 }
 
 #[test]
-fn a_partitioned_cluster_refuses_ttl_commands_clearly() {
-    let node =
-        NodeProcess::start(NodeSpec::new("p-ttl").env("MERKLE_KV_CLUSTER_REPLICATION_FACTOR", 1));
-    let mut c = node.client();
-    let r = c.cmd("SETEX k 10 v");
-    assert!(r.starts_with("ERROR SET with options"), "{r}");
-    assert!(r.contains("partitioned cluster"), "{r}");
-    let mut resp = Client::connect(node.port);
-    let r = reply(&mut resp, &["TTL", "k"], 5);
-    assert_eq!(r, "-ERR ");
-    let rest = resp.line();
+fn a_partitioned_cluster_coordinates_ttl_commands_on_every_replica() {
+    let started = common::cluster::start_cluster(3, 2);
+    let (nodes, rt, syncs) = (&started.nodes, &started.rt, &started.syncs);
+    let mut clients: Vec<Client> = nodes.iter().map(NodeProcess::client).collect();
+    let keys: Vec<String> = (0..30).map(|i| format!("ttl:{i}")).collect();
+    for k in &keys {
+        assert_eq!(clients[0].cmd(&format!("SETEX {k} 100 v-{k}")), "OK\r\n");
+    }
+    for (n, c) in clients.iter_mut().enumerate() {
+        for k in &keys {
+            assert_eq!(
+                c.cmd(&format!("TTL {k}")),
+                "TTL 100\r\n",
+                "{k} through node {n}"
+            );
+        }
+    }
+    // Each key's two replicas hold the same deadline, the third nothing.
+    let held: Vec<Vec<merklekv::proto::Entry>> = syncs
+        .iter()
+        .map(|&sync| common::cluster::local_entries(rt, sync, &keys))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let deadlines: Vec<u64> = held
+            .iter()
+            .filter(|entries| entries[i].version.is_some())
+            .map(|entries| entries[i].expires_at_unix_ms)
+            .collect();
+        assert_eq!(deadlines.len(), 2, "{k} on {} nodes", deadlines.len());
+        assert!(
+            deadlines[0] > 0 && deadlines[0] == deadlines[1],
+            "{k}: {deadlines:?}"
+        );
+    }
+    // EXPIRE and PERSIST through one node, read through another.
+    assert_eq!(clients[2].cmd("EXPIRE ttl:0 200"), "OK\r\n");
+    assert_eq!(clients[0].cmd("TTL ttl:0"), "TTL 200\r\n");
+    assert_eq!(clients[1].cmd("PERSIST ttl:0"), "OK\r\n");
+    assert_eq!(clients[2].cmd("TTL ttl:0"), "TTL -1\r\n");
+    assert_eq!(clients[2].cmd("EXPIRE missing 5"), "NOT_FOUND\r\n");
+    // The RESP forms, through the coordinator.
+    let mut resp = Client::connect(nodes[1].port);
+    let script: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["SET", "n", "v", "NX"], "+OK\r\n"),
+        (vec!["SET", "n", "w", "NX"], "$-1\r\n"),
+        (vec!["SETNX", "n", "x"], ":0\r\n"),
+        (vec!["SET", "n", "w", "XX", "GET", "KEEPTTL"], "$1\r\nv\r\n"),
+        (vec!["GETEX", "n", "EX", "50"], "$1\r\nw\r\n"),
+        (vec!["TTL", "n"], ":50\r\n"),
+        (vec!["EXPIRE", "n", "10", "GT"], ":0\r\n"),
+        (vec!["EXPIRE", "n", "10", "LT"], ":1\r\n"),
+        (vec!["PERSIST", "n"], ":1\r\n"),
+        (vec!["PTTL", "n"], ":-1\r\n"),
+        (
+            vec!["SET", "k", "v", "EX", "0"],
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (vec!["SET", "short", "v", "PX", "1500"], "+OK\r\n"),
+    ];
+    for (args, expected) in &script {
+        assert_eq!(
+            &reply(&mut resp, args, expected.len()),
+            expected,
+            "{args:?}"
+        );
+    }
+    // Gone everywhere after its deadline; each replica expires it into the
+    // same tombstone on its own.
+    std::thread::sleep(Duration::from_millis(1_500));
+    for c in clients.iter_mut() {
+        assert!(wait_until(Duration::from_secs(2), || c.cmd("GET short")
+            == "NOT_FOUND\r\n"));
+        assert_eq!(c.cmd("TTL short"), "TTL -2\r\n");
+    }
     assert!(
-        rest.starts_with("TTL is not supported in a partitioned cluster"),
-        "{rest}"
+        wait_until(Duration::from_secs(5), || {
+            let replicas: Vec<merklekv::proto::Entry> = syncs
+                .iter()
+                .map(|&sync| common::cluster::local_entries(rt, sync, &["short"]).remove(0))
+                .filter(|e| e.version.is_some())
+                .collect();
+            replicas.len() == 2
+                && replicas
+                    .iter()
+                    .all(|e| e.tombstone && e.expires_at_unix_ms > 0)
+                && replicas[0] == replicas[1]
+        }),
+        "the replicas did not expire `short` into the same tombstone"
     );
-    assert_eq!(c.cmd("SET k v"), "OK\r\n");
 }

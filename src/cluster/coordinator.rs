@@ -15,6 +15,7 @@
 //! level's replicas answer within `cluster.request_timeout_ms` the request
 //! fails with [`ClusterError::Unavailable`], never hangs.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ use super::metrics::ClusterMetrics;
 use crate::config::Consistency;
 use crate::hooks::{BoxFuture, Durability};
 use crate::proto;
-use crate::store::{Entry, MergeOutcome, Store, StoreError, Version, WriteOp, WriteResult};
+use crate::store::{
+    Entry, ExpireWhen, MergeOutcome, SetWhen, Store, StoreError, Ttl, Version, WriteOp, WriteResult,
+};
 
 /// How requests are coordinated.
 #[derive(Debug, Clone, Copy)]
@@ -56,12 +59,35 @@ pub enum Rmw<'a> {
     Append(&'a [u8], &'a [u8], bool),
     /// PREPEND.
     Prepend(&'a [u8], &'a [u8], bool),
+    /// SET with a condition and/or a deadline (resolved by the coordinator).
+    SetWith {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: &'a [u8],
+        /// Deadline handling.
+        ttl: Ttl,
+        /// Condition.
+        when: SetWhen,
+    },
+    /// EXPIRE / PERSIST / GETEX with an option: a new deadline (`None`:
+    /// none) for a live key.
+    Expire {
+        /// Key.
+        key: &'a [u8],
+        /// The new deadline.
+        deadline: Option<NonZeroU64>,
+        /// Condition.
+        when: ExpireWhen,
+    },
 }
 
 impl<'a> Rmw<'a> {
-    fn key(&self) -> &'a [u8] {
+    /// The key it writes.
+    pub fn key(&self) -> &'a [u8] {
         match *self {
             Rmw::Increment(k, _) | Rmw::Append(k, _, _) | Rmw::Prepend(k, _, _) => k,
+            Rmw::SetWith { key, .. } | Rmw::Expire { key, .. } => key,
         }
     }
 
@@ -77,6 +103,26 @@ impl<'a> Rmw<'a> {
                 key,
                 prefix,
                 line_safe,
+            },
+            Rmw::SetWith {
+                key,
+                value,
+                ttl,
+                when,
+            } => WriteOp::SetWith {
+                key,
+                value,
+                ttl,
+                when,
+            },
+            Rmw::Expire {
+                key,
+                deadline,
+                when,
+            } => WriteOp::Expire {
+                key,
+                deadline,
+                when,
             },
         }
     }
@@ -661,13 +707,17 @@ impl Coordinator {
         newest
     }
 
-    /// The live value of `key` at the read level.
+    /// The live value of `key` at the read level (a value whose deadline
+    /// has passed is absent).
     pub async fn get(
         &self,
         key: &[u8],
         level: Option<Consistency>,
     ) -> Result<Option<Entry>, ClusterError> {
-        Ok(self.read(key, level).await?.filter(|e| !e.is_tombstone()))
+        let entry = self.read(key, level).await?;
+        Ok(entry.filter(|e| {
+            !e.is_tombstone() && (e.expires_at.is_none() || !e.is_expired_at(self.store.now_ms()))
+        }))
     }
 
     /// Runs a read-modify-write on the key's first live replica.
@@ -719,20 +769,7 @@ impl Coordinator {
         rmw: Rmw<'_>,
         level: Consistency,
     ) -> Result<WriteResult, ClusterError> {
-        use proto::execute_request::Kind;
-        let (kind, key, delta, operand, line_safe) = match rmw {
-            Rmw::Increment(k, d) => (Kind::Increment, k, d, &[][..], false),
-            Rmw::Append(k, v, safe) => (Kind::Append, k, 0, v, safe),
-            Rmw::Prepend(k, v, safe) => (Kind::Prepend, k, 0, v, safe),
-        };
-        let request = proto::ExecuteRequest {
-            kind: kind as i32,
-            key: key.to_vec(),
-            delta,
-            operand: operand.to_vec(),
-            line_safe,
-            consistency: level.as_str().to_owned(),
-        };
+        let request = super::rmw_wire::to_request(rmw, level);
         let mut client = link.replica_client();
         let call = tokio::time::timeout(self.settings.timeout, client.execute(request));
         let answer = match call.await {
@@ -743,21 +780,16 @@ impl Coordinator {
             }
             Err(_) => return Err(self.unavailable("execute", 0, 1)),
         };
-        use proto::execute_response::Outcome;
-        match (answer.outcome, rmw) {
-            (Some(Outcome::Number(n)), Rmw::Increment(..)) => Ok(WriteResult::Number(n)),
-            (Some(Outcome::Value(v)), Rmw::Append(..) | Rmw::Prepend(..)) => {
-                Ok(WriteResult::Value(v.into()))
-            }
-            (Some(Outcome::Error(e)), _) => Err(super::wire_error::from_wire(key, e)),
-            _ => Err(ClusterError::Remote {
+        super::rmw_wire::from_response(answer, rmw).map_err(|e| match e {
+            super::rmw_wire::Answer::Refused(e) => super::wire_error::from_wire(rmw.key(), e),
+            super::rmw_wire::Answer::WrongKind => ClusterError::Remote {
                 code: "ERR".into(),
                 message: format!(
                     "replica {} answered Execute with the wrong kind",
                     link.node_id
                 ),
-            }),
-        }
+            },
+        })
     }
 
     /// `FLUSH` on every member: each tombstones the keys it holds. Fails

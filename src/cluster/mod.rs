@@ -20,6 +20,7 @@ pub mod membership;
 mod metrics;
 pub mod repair;
 pub mod ring;
+mod rmw_wire;
 pub mod service;
 mod wire_error;
 

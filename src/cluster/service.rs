@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::coordinator::Rmw;
 use super::Cluster;
 use crate::config::Consistency;
 use crate::proto;
@@ -173,30 +172,24 @@ impl ReplicaRpc for ClusterService {
         &self,
         request: Request<proto::ExecuteRequest>,
     ) -> Result<Response<proto::ExecuteResponse>, Status> {
-        use proto::execute_request::Kind;
         use proto::execute_response::Outcome;
         let req = request.into_inner();
-        let kind = Kind::try_from(req.kind)
-            .map_err(|_| Status::invalid_argument(format!("unknown kind {}", req.kind)))?;
         let level = Consistency::parse_request(&req.consistency)
             .map_err(Status::invalid_argument)?
             .unwrap_or(self.cluster.coordinator.settings().write);
-        let rmw = match kind {
-            Kind::Increment => Rmw::Increment(&req.key, req.delta),
-            Kind::Append => Rmw::Append(&req.key, &req.operand, req.line_safe),
-            Kind::Prepend => Rmw::Prepend(&req.key, &req.operand, req.line_safe),
-            Kind::Flush => {
-                let (result, _) = self.cluster.store.apply_local_into(WriteOp::Flush, None);
-                let flushed = match result {
-                    Ok(WriteResult::Flushed(n)) => n as i64,
-                    Ok(_) => 0,
-                    Err(e) => return Err(Status::unavailable(e.to_string())),
-                };
-                self.durable().await?;
-                return Ok(Response::new(proto::ExecuteResponse {
-                    outcome: Some(Outcome::Number(flushed)),
-                }));
-            }
+        let Some(rmw) = super::rmw_wire::from_request(&req).map_err(Status::invalid_argument)?
+        else {
+            // FLUSH: this node's own keys.
+            let (result, _) = self.cluster.store.apply_local_into(WriteOp::Flush, None);
+            let flushed = match result {
+                Ok(WriteResult::Flushed(n)) => n as i64,
+                Ok(_) => 0,
+                Err(e) => return Err(Status::unavailable(e.to_string())),
+            };
+            self.durable().await?;
+            return Ok(Response::new(proto::ExecuteResponse {
+                outcome: Some(Outcome::Number(flushed)),
+            }));
         };
         let outcome = match self
             .cluster
@@ -204,12 +197,11 @@ impl ReplicaRpc for ClusterService {
             .execute_as_primary(rmw, level)
             .await
         {
-            Ok(WriteResult::Number(n)) => Outcome::Number(n),
-            Ok(WriteResult::Value(v)) => Outcome::Value(v.into_vec()),
-            Ok(other) => {
-                return Err(Status::internal(format!(
-                    "a read-modify-write returned {other:?}"
-                )))
+            Ok(result) => {
+                let shown = format!("{result:?}");
+                super::rmw_wire::to_outcome(result).ok_or_else(|| {
+                    Status::internal(format!("a read-modify-write returned {shown}"))
+                })?
             }
             Err(e) => Outcome::Error(super::wire_error::to_wire(&e)),
         };

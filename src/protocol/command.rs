@@ -50,6 +50,21 @@ pub enum SetReply {
     Old,
 }
 
+/// The arguments of a conditional SET ([`Command::SetWith`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs<'a> {
+    /// Key.
+    pub key: &'a [u8],
+    /// Value.
+    pub value: &'a [u8],
+    /// Time to live.
+    pub ttl: ExpireSpec,
+    /// Condition (`NX`/`XX`).
+    pub when: crate::store::SetWhen,
+    /// Reply shape (`GET`: the old value).
+    pub reply: SetReply,
+}
+
 /// A parsed request; borrows keys and values from the connection buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -57,21 +72,9 @@ pub enum Command<'a> {
     Get(&'a [u8]),
     /// `SET k v`
     Set(&'a [u8], &'a [u8]),
-    /// `SET` with options, `SETEX`, `PSETEX`, `SETNX`.
-    SetWith {
-        /// Key.
-        key: &'a [u8],
-        /// Value.
-        value: &'a [u8],
-        /// Time to live.
-        ttl: ExpireSpec,
-        /// Condition (`NX`/`XX`).
-        when: crate::store::SetWhen,
-        /// `GET`: answer the old value.
-        get: bool,
-        /// Reply shape.
-        reply: SetReply,
-    },
+    /// `SET` with options, `SETEX`, `PSETEX`, `SETNX` (boxed: the
+    /// arguments would make every command larger to move).
+    SetWith(Box<SetArgs<'a>>),
     /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (RESP), `EXPIRE k s`
     /// (text).
     Expire {

@@ -9,5 +9,7 @@ pub(crate) mod request;
 pub mod resp;
 pub mod text;
 
-pub use command::{Command, CommandError, ExpireSpec, ReplicateAction, SetReply, TtlReport};
+pub use command::{
+    Command, CommandError, ExpireSpec, ReplicateAction, SetArgs, SetReply, TtlReport,
+};
 pub use reply::{PairValue, Protocol, ReplyBuf};

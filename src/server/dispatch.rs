@@ -12,7 +12,7 @@ use crate::protocol::{Command, ReplyBuf};
 fn kind(cmd: &Command<'_>) -> CommandKind {
     match cmd {
         Command::Get(_) => CommandKind::Get,
-        Command::Set(..) | Command::SetWith { .. } => CommandKind::Set,
+        Command::Set(..) | Command::SetWith(_) => CommandKind::Set,
         Command::Delete(_) => CommandKind::Delete,
         Command::Increment(..) => CommandKind::Numeric,
         Command::Append(..) | Command::Prepend(..) => CommandKind::String,
@@ -37,32 +37,13 @@ pub fn execute<'a>(
     out: &mut ReplyBuf,
 ) -> Action<'a> {
     ctx.stats.count(kind(&cmd));
-    if ctx.cluster.is_some() {
-        if routed::is_routed(&cmd) {
-            return Action::Cluster(cmd);
-        }
-        if let Some(name) = expiry::unrouted_name(&cmd) {
-            // Not yet coordinated: running it on this node's store alone
-            // would write keys this node may not replicate.
-            super::replies::error(
-                ctx,
-                out,
-                &format!("{name} is not supported in a partitioned cluster yet (cluster.replication_factor > 0)"),
-            );
-            return Action::Continue;
-        }
+    if ctx.cluster.is_some() && routed::is_routed(&cmd) {
+        return Action::Cluster(cmd);
     }
     match cmd {
         Command::Get(key) => strings::get(ctx, out, key),
         Command::Set(key, value) => strings::set(ctx, session, out, key, value),
-        Command::SetWith {
-            key,
-            value,
-            ttl,
-            when,
-            get: _,
-            reply,
-        } => expiry::set_with(ctx, session, out, key, value, ttl, when, reply),
+        Command::SetWith(args) => expiry::set_with(ctx, session, out, &args),
         Command::Expire { key, spec, when } => expiry::expire(ctx, session, out, key, spec, when),
         Command::Persist(key) => expiry::persist(ctx, session, out, key),
         Command::Ttl(key, report) => expiry::ttl(ctx, out, key, report),

@@ -63,11 +63,11 @@ fn a_write_whose_floor_lies_beyond_the_bound_is_refused_not_frozen() {
     // A stored version beyond the bound (admitted before the wall clock
     // was set back): planted directly, as no way in admits it today.
     let s = store("a", 0);
-    let poisoned = u64::MAX - 1;
+    let poisoned = super::MAX_STORED_HLC;
     let loc = s.locate(b"k");
     {
         let mut shard = s.shards[loc.shard].write();
-        let prior = Prior::of(&s, b"k", shard.get(&b"k"[..]));
+        let prior = Prior::of(b"k", shard.get(&b"k"[..]));
         s.write_slot(
             &mut shard,
             loc,

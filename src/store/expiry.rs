@@ -4,9 +4,10 @@
 //!
 //! Reads never need this (an expired value reads as absent at once); it
 //! frees the memory and settles the digests. Work is bounded: a tick visits
-//! a tenth of the lock shards, scans a shard only once its earliest deadline
-//! has passed, converts at most [`BATCH`] keys per lock hold, and stops
-//! when its time budget is spent (the next tick goes on where it stopped).
+//! a tenth of the lock shards, scans a shard (under its read lock) only once
+//! its earliest deadline has passed, converts at most [`BATCH`] keys per
+//! hold of its write lock, and stops when its time budget is spent (the
+//! next tick goes on where it stopped).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,14 +18,15 @@ use tokio::sync::watch;
 use super::{Prior, Store, StoreError};
 
 /// Keys converted per hold of a shard's write lock.
-pub const BATCH: usize = 256;
-/// How often the cycle runs.
-pub const TICK: Duration = Duration::from_millis(100);
-/// CPU time one tick may spend (a quarter of one core, as Redis' slow
-/// cycle allows).
-pub const TICK_BUDGET: Duration = Duration::from_millis(25);
-/// Shards a tick visits: each shard is looked at once a second.
-const TICKS_PER_ROUND: usize = 10;
+pub const BATCH: usize = 64;
+/// How often the cycle runs: short ticks, so the work of a mass expiry is
+/// spread out instead of arriving in bursts client requests queue behind.
+pub const TICK: Duration = Duration::from_millis(20);
+/// Time one tick may spend: a fifth of one core (Redis' slow cycle allows a
+/// quarter); the tick yields to client requests after every batch.
+pub const TICK_BUDGET: Duration = Duration::from_millis(2);
+/// Ticks per round over the shards: each shard is looked at once a second.
+const TICKS_PER_ROUND: usize = 50;
 
 /// Where the cycle is: the next shard to visit.
 #[derive(Debug, Default)]
@@ -33,71 +35,99 @@ pub struct ExpiryCursor {
 }
 
 impl Store {
-    /// Converts expired values in shard `shard` into tombstones, at most
-    /// [`BATCH`] of them; returns how many, and whether the shard may hold
-    /// more already expired.
-    pub fn expire_in_shard(&self, shard: usize, now_ms: u64) -> Result<(usize, bool), StoreError> {
+    /// The keys of shard `shard` whose values expired at or before
+    /// `now_ms`, found in one scan under its read lock; `None` (no scan)
+    /// while the shard's earliest deadline lies ahead.
+    pub fn due_in_shard(&self, shard: usize, now_ms: u64) -> Option<Vec<Box<[u8]>>> {
         if self.expiring[shard].load(Ordering::Relaxed) == 0
             || self.next_deadline[shard].load(Ordering::Relaxed) > now_ms
         {
-            return Ok((0, false));
+            return None;
         }
-        let mut map = self.shards[shard].write();
-        let mut due: Vec<Box<[u8]>> = Vec::new();
+        // Writes from here on lower it again themselves (`fetch_min`).
+        self.next_deadline[shard].store(u64::MAX, Ordering::Relaxed);
+        let mut due = Vec::new();
         let mut earliest_left = u64::MAX;
-        for (key, slot) in map.iter() {
-            let Some(deadline) = slot.entry.expires_at.filter(|_| slot.entry.value.is_some())
-            else {
-                continue;
-            };
-            if deadline.get() <= now_ms && due.len() < BATCH {
-                due.push(Box::from(key.as_slice()));
-            } else {
-                earliest_left = earliest_left.min(deadline.get());
+        {
+            let map = self.shards[shard].read();
+            for (key, slot) in map.iter() {
+                if !slot.is_expiring_value() {
+                    continue;
+                }
+                let Some(deadline) = slot.expires_at() else {
+                    continue;
+                };
+                if deadline.get() <= now_ms {
+                    due.push(Box::from(key.as_slice()));
+                } else {
+                    earliest_left = earliest_left.min(deadline.get());
+                }
             }
         }
-        // Writes lower it under this lock too; nothing can slip in between.
-        self.next_deadline[shard].store(earliest_left, Ordering::Relaxed);
+        self.next_deadline[shard].fetch_min(earliest_left, Ordering::Relaxed);
+        Some(due)
+    }
+
+    /// Turns the values of `keys` (in shard `shard`) that are still expired
+    /// at `now_ms` into their expired tombstones, under one hold of the
+    /// shard's write lock; keys rewritten since they were found are left
+    /// alone. Returns how many it converted.
+    pub fn expire_keys(
+        &self,
+        shard: usize,
+        keys: &[Box<[u8]>],
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let mut map = self.shards[shard].write();
         let mut converted = 0;
-        for key in &due {
+        for key in keys {
             let Some(slot) = map.get(&key[..]) else {
                 continue;
             };
-            let entry = slot.entry.expired();
-            let prior = Prior::of(self, key, Some(slot));
+            if !slot.is_expiring_value() || slot.expires_at().is_none_or(|d| d.get() > now_ms) {
+                continue;
+            }
+            let entry = slot.expired_entry();
+            let prior = Prior::of(key, Some(slot));
             let loc = self.locate(key);
             self.write_slot(&mut map, loc, key, entry, prior, false, true)?;
             converted += 1;
         }
-        Ok((converted, earliest_left <= now_ms))
+        Ok(converted)
     }
 
-    /// One tick of the cycle: visits the next tenth of the shards (going on
-    /// in a shard while it has more expired keys) until `budget` is spent.
-    /// Returns how many values expired.
+    /// Marks shard `shard` for another scan (a tick stopped before it
+    /// converted every expired key found there).
+    pub(super) fn rescan(&self, shard: usize, now_ms: u64) {
+        self.next_deadline[shard].fetch_min(now_ms, Ordering::Relaxed);
+    }
+
+    /// One tick of the cycle, run to completion on this thread: visits the
+    /// next tenth of the shards until `budget` is spent (the next tick goes
+    /// on in the shard where this one stopped). Returns how many values
+    /// expired.
     pub fn expire_tick(
         &self,
         cursor: &mut ExpiryCursor,
         budget: Duration,
     ) -> Result<usize, StoreError> {
-        let started = Instant::now();
-        let shards = self.shards.len();
-        let visits = shards.div_ceil(TICKS_PER_ROUND);
+        let stop_at = Instant::now() + budget;
         let mut expired = 0;
-        let mut visited = 0;
-        while visited < visits {
-            let shard = cursor.next_shard % shards;
-            let (n, more) = self.expire_in_shard(shard, self.now_ms())?;
-            expired += n;
-            if started.elapsed() >= budget {
-                if !more {
-                    cursor.next_shard = (shard + 1) % shards;
+        for _ in 0..self.shards.len().div_ceil(TICKS_PER_ROUND) {
+            let shard = cursor.next_shard % self.shards.len();
+            let now = self.now_ms();
+            if let Some(due) = self.due_in_shard(shard, now) {
+                for (i, batch) in due.chunks(BATCH).enumerate() {
+                    if i > 0 && Instant::now() >= stop_at {
+                        self.rescan(shard, now);
+                        return Ok(expired);
+                    }
+                    expired += self.expire_keys(shard, batch, now)?;
                 }
-                break;
             }
-            if !more {
-                cursor.next_shard = (shard + 1) % shards;
-                visited += 1;
+            cursor.next_shard = (shard + 1) % self.shards.len();
+            if Instant::now() >= stop_at {
+                break;
             }
         }
         Ok(expired)
@@ -114,7 +144,10 @@ impl Store {
 }
 
 /// Runs the expiry cycle every [`TICK`] until `shutdown` turns `true`;
-/// `expired` is told how many values each tick expired (when any).
+/// `expired` is told how many values each tick expired (when any). Each
+/// tick runs on the blocking pool: measured against running it between
+/// client requests on the runtime's workers (yielding after each batch),
+/// this disturbed clients less (docs/benchmarks.md).
 pub async fn run_expiry(
     store: Arc<Store>,
     expired: impl Fn(usize) + Send + 'static,

@@ -192,7 +192,8 @@ fn replicas_expire_into_the_same_entry_and_root_without_talking() {
     std::thread::sleep(std::time::Duration::from_millis(60));
     let mut cursor = ExpiryCursor::default();
     let mut expired = 0;
-    for _ in 0..20 {
+    // Enough ticks to visit every shard.
+    for _ in 0..100 {
         expired += a
             .expire_tick(&mut cursor, expiry::TICK_BUDGET)
             .expect("tick");
@@ -200,7 +201,7 @@ fn replicas_expire_into_the_same_entry_and_root_without_talking() {
     assert_eq!(expired, 1);
     assert_ne!(a.root(), b.root(), "b has not expired it yet");
     let mut cursor = ExpiryCursor::default();
-    for _ in 0..20 {
+    for _ in 0..100 {
         b.expire_tick(&mut cursor, expiry::TICK_BUDGET)
             .expect("tick");
     }

@@ -11,10 +11,7 @@ impl Store {
     pub fn forget_if_version(&self, key: &[u8], version: Version) -> Result<bool, StoreError> {
         let at = self.locate(key);
         let mut map = self.shards[at.shard].write();
-        if map
-            .get(key)
-            .is_none_or(|slot| slot.entry.version != version)
-        {
+        if map.get(key).is_none_or(|slot| slot.version() != version) {
             return Ok(false);
         }
         if let Some(log) = self.log.get() {

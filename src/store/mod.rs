@@ -20,6 +20,7 @@ mod ops;
 mod reads;
 mod refusals;
 mod remote;
+mod slot;
 mod tombstone_gc;
 
 use std::collections::HashMap;
@@ -35,6 +36,8 @@ pub use expiry::{run_expiry, ExpiryCursor};
 pub use merkle::{MerkleIndex, Summary, TreeShape};
 pub use ops::{ExpireWhen, SetWhen, Ttl, WriteOp, WriteResult};
 pub use refusals::{Refusal, Refusals};
+pub use slot::EntryView;
+use slot::{Slot, MAX_STORED_HLC};
 pub use tombstone_gc::{collect_tombstones, gc_interval};
 
 use crate::clock::HybridClock;
@@ -103,20 +106,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// Internal slot: the entry. Its digest is computed when needed (an
-/// overwrite or removal subtracts the old one, listings sum them) rather
-/// than kept: 16 bytes less per key for one hash per overwrite.
-#[derive(Debug, Clone)]
-struct Slot {
-    entry: Entry,
-}
-
-impl Slot {
-    fn digest(&self, key: &[u8]) -> u128 {
-        self.entry.digest(key)
-    }
-}
-
 /// Keys up to this many bytes live inside the map's bucket; longer ones
 /// spill to the heap. Inline keys save an allocation per key and, on every
 /// lookup, the cache miss of following a pointer to compare the key
@@ -140,17 +129,21 @@ pub(crate) struct Prior {
     expiring: bool,
     /// Accounted bytes of the previous entry (0 when absent).
     cost: u64,
-    /// The previous entry's digest (0 when absent or without an index).
+    /// The previous entry's cached digest (0 when absent or without an
+    /// index).
     digest: u128,
 }
 
 impl Prior {
-    fn of(store: &Store, key: &[u8], slot: Option<&Slot>) -> Self {
-        slot.map_or_else(Prior::default, |s| Prior {
-            live: !s.entry.is_tombstone(),
-            expiring: !s.entry.is_tombstone() && s.entry.expires_at.is_some(),
-            cost: cost(key, s.entry.value.as_deref()),
-            digest: if store.merkle_index { s.digest(key) } else { 0 },
+    fn of(key: &[u8], slot: Option<&Slot>) -> Self {
+        slot.map_or_else(Prior::default, |s| {
+            let value = s.value();
+            Prior {
+                live: value.is_some(),
+                expiring: s.is_expiring_value(),
+                cost: cost(key, value),
+                digest: s.digest,
+            }
         })
     }
 }
@@ -377,13 +370,13 @@ impl Store {
             return false;
         };
         if self.merkle_index {
-            self.index.remove(leaf, slot.digest(key));
+            self.index.remove(leaf, slot.digest);
         }
         self.memory_used
-            .fetch_sub(cost(key, slot.entry.value.as_deref()), Ordering::Relaxed);
-        if !slot.entry.is_tombstone() {
+            .fetch_sub(cost(key, slot.value()), Ordering::Relaxed);
+        if !slot.is_tombstone() {
             self.live_keys.fetch_sub(1, Ordering::Relaxed);
-            if slot.entry.expires_at.is_some() {
+            if slot.is_expiring_value() {
                 self.expiring[self.shard_of_leaf(leaf)].fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -403,6 +396,16 @@ impl Store {
         enforce_limit: bool,
         log_it: bool,
     ) -> Result<(), StoreError> {
+        if entry.version.hlc > MAX_STORED_HLC {
+            // Unreachable through the clock's bound (every way in checks
+            // it); refused rather than stored with its top bits lost.
+            self.refusals.count_clock_ahead();
+            return Err(StoreError::ClockAhead {
+                key: String::from_utf8_lossy(key).into_owned(),
+                ahead_ms: crate::clock::physical_ms(entry.version.hlc)
+                    .saturating_sub(crate::clock::wall_clock_ms()),
+            });
+        }
         let new_cost = cost(key, entry.value.as_deref());
         let old_cost = prior.cost;
         if enforce_limit
@@ -418,37 +421,28 @@ impl Store {
                 log.record(key, &entry)?;
             }
         }
-        let digest = if self.merkle_index {
-            entry.digest(key)
-        } else {
-            0
+        let digest = match (self.merkle_index, entry.expires_at) {
+            (false, _) => 0,
+            (true, None) => entry_digest(key, entry.version, entry.value.as_deref()),
+            (true, Some(_)) => entry.digest(key),
         };
         let is_live = !entry.is_tombstone();
         let was_live = prior.live;
-        let is_expiring = is_live && entry.expires_at.is_some();
-        if is_expiring != prior.expiring {
-            let count = &self.expiring[loc.shard];
-            if is_expiring {
-                count.fetch_add(1, Ordering::Relaxed);
-            } else {
-                count.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        if let Some(deadline) = entry.expires_at.filter(|_| is_live) {
-            self.next_deadline[loc.shard].fetch_min(deadline.get(), Ordering::Relaxed);
+        if entry.expires_at.is_some() || prior.expiring {
+            self.count_expiring(loc.shard, &entry, prior.expiring);
         }
         match shard.get_mut(key) {
             Some(slot) => {
                 if self.merkle_index {
                     self.index.replace(loc.leaf, prior.digest, digest);
                 }
-                *slot = Slot { entry };
+                *slot = Slot::new(entry, digest);
             }
             None => {
                 if self.merkle_index {
                     self.index.insert(loc.leaf, digest);
                 }
-                shard.insert(StoredKey::from_slice(key), Slot { entry });
+                shard.insert(StoredKey::from_slice(key), Slot::new(entry, digest));
             }
         }
         if new_cost >= old_cost {
@@ -468,6 +462,26 @@ impl Store {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Keeps the expiry cycle's per-shard accounts when a value with a
+    /// deadline is written or replaced.
+    #[cold]
+    fn count_expiring(&self, shard: usize, entry: &Entry, was_expiring: bool) {
+        let is_expiring = !entry.is_tombstone() && entry.expires_at.is_some();
+        if is_expiring != was_expiring {
+            let count = &self.expiring[shard];
+            if is_expiring {
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(deadline) = entry.expires_at.filter(|_| is_expiring) {
+            self.next_deadline[shard].fetch_min(deadline.get(), Ordering::Relaxed);
+        }
     }
 }
 

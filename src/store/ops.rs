@@ -286,7 +286,7 @@ fn apply_recording(
                 let mut shard = store.shards[shard_index].write();
                 let live: Vec<Box<[u8]>> = shard
                     .iter()
-                    .filter(|(_, s)| !s.entry.is_tombstone())
+                    .filter(|(_, s)| !s.is_tombstone())
                     .map(|(k, _)| Box::from(k.as_slice()))
                     .collect();
                 for key in live {
@@ -366,12 +366,12 @@ impl Store {
         let live = slot.and_then(|s| self.live_value(s));
         let new_value = compute(live)?;
         let deadline = match ttl {
-            Ttl::Keep if live.is_some() => slot.and_then(|s| s.entry.expires_at),
+            Ttl::Keep if live.is_some() => slot.and_then(|s| s.expires_at()),
             Ttl::At(d) => Some(d),
             _ => None,
         };
-        let floor = slot.map_or(0, |s| s.entry.version.hlc);
-        let prior = Prior::of(self, key, slot);
+        let floor = slot.map_or(0, |s| s.version().hlc);
+        let prior = Prior::of(key, slot);
         self.write_stamped(
             &mut shard, loc, key, new_value, deadline, floor, prior, collect,
         )
@@ -394,7 +394,7 @@ impl Store {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
-        let live = slot.and_then(|s| self.live_value(s).map(|v| (v, s.entry.expires_at)));
+        let live = slot.and_then(|s| self.live_value(s).map(|v| (v, s.expires_at())));
         let Some((value, deadline)) = decide(live)? else {
             return Ok(None);
         };
@@ -405,8 +405,8 @@ impl Store {
                 });
             }
         }
-        let floor = slot.map_or(0, |s| s.entry.version.hlc);
-        let prior = Prior::of(self, key, slot);
+        let floor = slot.map_or(0, |s| s.version().hlc);
+        let prior = Prior::of(key, slot);
         self.write_stamped(&mut shard, loc, key, value, deadline, floor, prior, collect)
             .map(Some)
     }
@@ -433,8 +433,8 @@ impl Store {
         collect: bool,
     ) -> Result<Option<Change>, StoreError> {
         let slot = shard.get(key);
-        let floor = slot.map_or(0, |s| s.entry.version.hlc);
-        let prior = Prior::of(self, key, slot);
+        let floor = slot.map_or(0, |s| s.version().hlc);
+        let prior = Prior::of(key, slot);
         self.write_stamped(shard, loc, key, value, expires_at, floor, prior, collect)
     }
 

@@ -1,7 +1,7 @@
 //! Reads: single keys, prefixes and the Merkle leaves anti-entropy lists.
 //! Each read takes one shard's read lock at a time.
 
-use super::{key_hash, Entry, Slot, Store, Version};
+use super::{key_hash, Entry, EntryView, Slot, Store, Version};
 
 impl Store {
     /// Calls `f` with the live value of `key` (or `None`) under the shard's
@@ -14,11 +14,21 @@ impl Store {
 
     /// The slot's value unless it is a tombstone or has expired (the clock
     /// is read only for a value with a deadline).
+    #[inline]
     pub(super) fn live_value<'s>(&self, slot: &'s Slot) -> Option<&'s [u8]> {
-        match slot.entry.expires_at {
-            Some(deadline) if deadline.get() <= self.now_ms() => None,
-            _ => slot.entry.value.as_deref(),
+        if !slot.has_deadline() {
+            return slot.value();
         }
+        self.unexpired_value(slot)
+    }
+
+    /// [`Store::live_value`] of a slot with a deadline.
+    fn unexpired_value<'s>(&self, slot: &'s Slot) -> Option<&'s [u8]> {
+        let value = slot.value()?;
+        if slot.expires_at().is_some_and(|d| d.get() <= self.now_ms()) {
+            return None;
+        }
+        Some(value)
     }
 
     /// The live value of `key` and its deadline (`None`: no time to live),
@@ -28,7 +38,7 @@ impl Store {
         let shard = self.shards[loc.shard].read();
         let slot = shard.get(key)?;
         let value = self.live_value(slot)?;
-        Some((value.to_vec(), slot.entry.expires_at.map(|d| d.get())))
+        Some((value.to_vec(), slot.expires_at().map(|d| d.get())))
     }
 
     /// `key`'s deadline in unix milliseconds: `None` when the key is absent
@@ -38,7 +48,7 @@ impl Store {
         let shard = self.shards[loc.shard].read();
         let slot = shard.get(key)?;
         self.live_value(slot)?;
-        Some(slot.entry.expires_at.map(|d| d.get()))
+        Some(slot.expires_at().map(|d| d.get()))
     }
 
     /// A copy of the live value of `key`.
@@ -57,10 +67,11 @@ impl Store {
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
         let loc = self.locate(key);
         self.shards[loc.shard].read().get(key).map(|s| {
-            if s.entry.value.is_some() && self.live_value(s).is_none() {
-                s.entry.expired()
+            let entry = s.to_entry();
+            if !s.is_tombstone() && self.live_value(s).is_none() {
+                entry.expired()
             } else {
-                s.entry.clone()
+                entry
             }
         })
     }
@@ -79,7 +90,7 @@ impl Store {
     pub fn prefix_digest(&self, prefix: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut entries: Vec<(Box<[u8]>, u128)> =
-            self.collect_prefixed(prefix, |key, slot| Some((Box::from(key), slot.digest(key))));
+            self.collect_prefixed(prefix, |key, slot| Some((Box::from(key), slot.digest)));
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut hasher = Sha256::new();
         for (_, digest) in entries {
@@ -119,7 +130,7 @@ impl Store {
         let mut out: Vec<(Box<[u8]>, Entry)> = shard
             .iter()
             .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
-            .map(|(k, s)| (Box::from(k.as_slice()), s.entry.clone()))
+            .map(|(k, s)| (Box::from(k.as_slice()), s.to_entry()))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -133,13 +144,7 @@ impl Store {
         let mut out: Vec<(Box<[u8]>, Version, bool)> = shard
             .iter()
             .filter(|(k, _)| shape.leaf_of(key_hash(k)) == leaf)
-            .map(|(k, s)| {
-                (
-                    Box::from(k.as_slice()),
-                    s.entry.version,
-                    s.entry.is_tombstone(),
-                )
-            })
+            .map(|(k, s)| (Box::from(k.as_slice()), s.version(), s.is_tombstone()))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -153,9 +158,9 @@ impl Store {
     pub fn visit_leaves(
         &self,
         ranges: &[std::ops::RangeInclusive<u64>],
-        mut f: impl FnMut(u64, &[u8], &Entry),
+        mut f: impl FnMut(u64, &[u8], EntryView<'_>),
     ) {
-        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, &slot.entry));
+        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.view()));
     }
 
     /// [`Store::visit_leaves`] with each entry's digest instead.
@@ -164,7 +169,7 @@ impl Store {
         ranges: &[std::ops::RangeInclusive<u64>],
         mut f: impl FnMut(u64, &[u8], u128),
     ) {
-        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.digest(key)));
+        self.visit_leaf_slots(ranges, |leaf, key, slot| f(leaf, key, slot.digest));
     }
 
     fn visit_leaf_slots(

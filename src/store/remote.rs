@@ -4,19 +4,20 @@
 //! ([`Store::admit`]): a version beyond the clock's bound, or a key or value
 //! longer than a client may send, is refused and counted, never stored.
 
-use super::{Entry, MergeOutcome, Prior, Refusal, Store, StoreError, Summary};
+use super::{Entry, MergeOutcome, Prior, Refusal, Slot, Store, StoreError, Summary};
 
 /// Last-writer-wins: whether `incoming` replaces `current`. A newer
 /// version wins; at the same version only the expired form of a value
 /// (its tombstone, same version and deadline) replaces it, so a replica
 /// that expired a key first and one that has not yet agree once they meet.
-pub(super) fn replaces(incoming: &Entry, current: &Entry) -> bool {
-    incoming.version > current.version
-        || (incoming.version == current.version
+fn replaces(incoming: &Entry, current: &Slot) -> bool {
+    let version = current.version();
+    incoming.version > version
+        || (incoming.version == version
             && incoming.is_tombstone()
             && !current.is_tombstone()
             && incoming.expires_at.is_some()
-            && incoming.expires_at == current.expires_at)
+            && incoming.expires_at == current.expires_at())
 }
 
 impl Store {
@@ -67,11 +68,11 @@ impl Store {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
-        let was_live = slot.is_some_and(|s| !s.entry.is_tombstone());
-        if slot.is_some_and(|s| !replaces(&entry, &s.entry)) {
+        let was_live = slot.is_some_and(|s| !s.is_tombstone());
+        if slot.is_some_and(|s| !replaces(&entry, s)) {
             return Ok((MergeOutcome::Stale, was_live));
         }
-        let prior = Prior::of(self, key, slot);
+        let prior = Prior::of(key, slot);
         self.write_slot(&mut shard, loc, key, entry, prior, true, true)?;
         Ok((MergeOutcome::Applied, was_live))
     }
@@ -89,10 +90,10 @@ impl Store {
         let loc = self.locate(key);
         let mut shard = self.shards[loc.shard].write();
         let slot = shard.get(key);
-        if slot.is_some_and(|s| !replaces(&entry, &s.entry)) {
+        if slot.is_some_and(|s| !replaces(&entry, s)) {
             return;
         }
-        let prior = Prior::of(self, key, slot);
+        let prior = Prior::of(key, slot);
         // Cannot fail: no log is consulted and no memory limit applies.
         let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
     }
@@ -109,7 +110,7 @@ impl Store {
             Some(None) => {}
             Some(Some(entry)) => {
                 self.clock.restore(entry.version.hlc);
-                let prior = Prior::of(self, key, shard.get(key));
+                let prior = Prior::of(key, shard.get(key));
                 // Cannot fail: no log is consulted and no memory limit applies.
                 let _ = self.write_slot(&mut shard, loc, key, entry, prior, false, false);
             }

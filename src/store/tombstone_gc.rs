@@ -22,7 +22,9 @@ impl Store {
             let mut map = lock.write();
             let expired: Vec<Box<[u8]>> = map
                 .iter()
-                .filter(|(_, s)| s.entry.is_tombstone() && deleted_at(&s.entry) < cutoff)
+                .filter(|(_, s)| {
+                    s.is_tombstone() && deleted_at(s.version().hlc, s.expires_at()) < cutoff
+                })
                 .map(|(k, _)| Box::from(k.as_slice()))
                 .collect();
             for key in expired {
@@ -41,10 +43,8 @@ impl Store {
 /// When a tombstone came to be, as an HLC timestamp: its version's, or for
 /// an expired value the deadline's when that is later (the grace period
 /// counts from the expiry, not from the write that set it).
-fn deleted_at(entry: &super::Entry) -> u64 {
-    entry.expires_at.map_or(entry.version.hlc, |d| {
-        entry.version.hlc.max(clock::from_physical_ms(d.get()))
-    })
+fn deleted_at(hlc: u64, expires_at: Option<std::num::NonZeroU64>) -> u64 {
+    expires_at.map_or(hlc, |d| hlc.max(clock::from_physical_ms(d.get())))
 }
 
 /// How often tombstones are collected for a given grace period.

@@ -105,7 +105,7 @@ pub fn contents(store: &Store) -> BTreeMap<Vec<u8>, Entry> {
     let mut out = BTreeMap::new();
     let all = 0..=store.shape().leaf_count() - 1;
     store.visit_leaves(&[all], |_, k, e| {
-        out.insert(k.to_vec(), e.clone());
+        out.insert(k.to_vec(), e.to_entry());
     });
     out
 }

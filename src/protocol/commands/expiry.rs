@@ -3,7 +3,7 @@
 //! `EXPIRETIME`/`PEXPIRETIME`, `PERSIST`, `GETEX` (Redis 7's arities,
 //! options and errors), and the text protocol's `SETEX`, `EXPIRE`, `TTL`.
 
-use super::super::command::{Command, CommandError, ExpireSpec, SetReply, TtlReport};
+use super::super::command::{Command, CommandError, ExpireSpec, SetArgs, SetReply, TtlReport};
 use super::super::request::{int, RespRequest, TextRequest};
 use crate::store::{ExpireWhen, SetWhen};
 
@@ -57,14 +57,13 @@ fn text_setex<'a>(r: &TextRequest<'a>) -> Result<Command<'a>, CommandError> {
     if secs <= 0 {
         return Err(CommandError::InvalidExpireTime("setex"));
     }
-    Ok(Command::SetWith {
+    Ok(Command::SetWith(Box::new(SetArgs {
         key: key.as_bytes(),
         value: value.as_bytes(),
         ttl: ExpireSpec::In(seconds(secs, "setex")?),
         when: SetWhen::Always,
-        get: false,
         reply: SetReply::Ok,
-    })
+    })))
 }
 
 /// The RESP forms.
@@ -88,23 +87,23 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
                 } else {
                     amount
                 };
-                Ok(Command::SetWith {
+                Ok(Command::SetWith(Box::new(SetArgs {
                     key: a[0],
                     value: a[2],
                     ttl: ExpireSpec::In(ms),
                     when: SetWhen::Always,
-                    get: false,
                     reply: SetReply::Ok,
-                })
+                })))
             })
         }
-        b"SETNX" => r.arity(n == 2).map(|_| Command::SetWith {
-            key: a[0],
-            value: a[1],
-            ttl: ExpireSpec::Clear,
-            when: SetWhen::Absent,
-            get: false,
-            reply: SetReply::Integer,
+        b"SETNX" => r.arity(n == 2).map(|_| {
+            Command::SetWith(Box::new(SetArgs {
+                key: a[0],
+                value: a[1],
+                ttl: ExpireSpec::Clear,
+                when: SetWhen::Absent,
+                reply: SetReply::Integer,
+            }))
         }),
         b"EXPIRE" | b"PEXPIRE" | b"EXPIREAT" | b"PEXPIREAT" => {
             let upper = r.upper().to_vec();
@@ -157,14 +156,13 @@ pub fn resp_set<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
         }
         i += 1;
     }
-    Ok(Command::SetWith {
+    Ok(Command::SetWith(Box::new(SetArgs {
         key,
         value,
         ttl,
         when,
-        get,
         reply: if get { SetReply::Old } else { SetReply::Ok },
-    })
+    })))
 }
 
 /// `EXPIRE key n [NX|XX|GT|LT]` and its three relatives.

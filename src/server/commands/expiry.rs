@@ -9,8 +9,8 @@ use super::super::context::ServerContext;
 use super::super::replies;
 use super::super::session::Session;
 use super::write::apply;
-use crate::protocol::{CommandError, ExpireSpec, ReplyBuf, SetReply, TtlReport};
-use crate::store::{ExpireWhen, SetWhen, Ttl, WriteOp, WriteResult};
+use crate::protocol::{CommandError, ExpireSpec, ReplyBuf, SetArgs, SetReply, TtlReport};
+use crate::store::{ExpireWhen, Ttl, WriteOp, WriteResult};
 
 /// Resolves a command's time to live against the store's clock; `name`
 /// words Redis' error for a deadline that does not fit. A deadline at or
@@ -29,39 +29,25 @@ pub fn resolve(now_ms: u64, spec: ExpireSpec, name: &'static str) -> Result<Ttl,
     ttl.ok_or(CommandError::InvalidExpireTime(name))
 }
 
-/// The name of a time-to-live command, which a partitioned cluster does
-/// not coordinate yet; `None` for every other command.
-pub fn unrouted_name(cmd: &crate::protocol::Command<'_>) -> Option<&'static str> {
-    use crate::protocol::Command;
-    match cmd {
-        Command::SetWith { .. } => {
-            Some("SET with options (EX, PX, NX, XX, GET, KEEPTTL), SETEX, SETNX")
-        }
-        Command::Expire { .. } => Some("EXPIRE"),
-        Command::Persist(_) => Some("PERSIST"),
-        Command::Ttl(..) => Some("TTL"),
-        Command::GetEx { .. } => Some("GETEX"),
-        _ => None,
-    }
-}
-
 fn command_error(ctx: &ServerContext, out: &mut ReplyBuf, e: &CommandError) {
     replies::error(ctx, out, &e.to_string());
 }
 
 /// `SET k v [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`, `SETEX`, `PSETEX`,
 /// `SETNX`.
-#[allow(clippy::too_many_arguments)]
 pub fn set_with(
     ctx: &ServerContext,
     session: &mut Session,
     out: &mut ReplyBuf,
-    key: &[u8],
-    value: &[u8],
-    ttl: ExpireSpec,
-    when: SetWhen,
-    reply: SetReply,
+    args: &SetArgs<'_>,
 ) {
+    let SetArgs {
+        key,
+        value,
+        ttl,
+        when,
+        reply,
+    } = *args;
     let ttl = match resolve(ctx.store.now_ms(), ttl, "set") {
         Ok(ttl) => ttl,
         Err(e) => return command_error(ctx, out, &e),
@@ -73,16 +59,23 @@ pub fn set_with(
         when,
     };
     match apply(ctx, session, op) {
-        Ok(WriteResult::Conditional { written, old }) => match reply {
-            SetReply::Ok if written => out.ok(),
-            SetReply::Ok => out.nil(),
-            SetReply::Integer => out.integer(i64::from(written)),
-            SetReply::Old => out.value(old.as_deref()),
-        },
-        Ok(_) => out.ok(),
+        Ok(result) => set_reply(out, reply, result),
         Err(e) => {
             replies::store_error(ctx, out, &e);
         }
+    }
+}
+
+/// Encodes a conditional SET's result as `reply` asks.
+pub fn set_reply(out: &mut ReplyBuf, reply: SetReply, result: WriteResult) {
+    let WriteResult::Conditional { written, old } = result else {
+        return out.ok();
+    };
+    match reply {
+        SetReply::Ok if written => out.ok(),
+        SetReply::Ok => out.nil(),
+        SetReply::Integer => out.integer(i64::from(written)),
+        SetReply::Old => out.value(old.as_deref()),
     }
 }
 

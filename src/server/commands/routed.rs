@@ -10,10 +10,11 @@ use futures_util::future::join_all;
 
 use super::super::context::ServerContext;
 use super::super::replies;
+use super::expiry;
 use crate::cluster::{Cluster, ClusterError, Rmw};
 use crate::config::Consistency;
-use crate::protocol::{Command, Protocol, ReplyBuf};
-use crate::store::WriteResult;
+use crate::protocol::{Command, ExpireSpec, Protocol, ReplyBuf};
+use crate::store::{ExpireWhen, Ttl, WriteResult};
 
 /// Whether `cmd` goes through the coordinator in a partitioned cluster.
 pub fn is_routed(cmd: &Command<'_>) -> bool {
@@ -29,6 +30,11 @@ pub fn is_routed(cmd: &Command<'_>) -> bool {
             | Command::MSet(_)
             | Command::Exists(_)
             | Command::Flush
+            | Command::SetWith(_)
+            | Command::Expire { .. }
+            | Command::Persist(_)
+            | Command::Ttl(..)
+            | Command::GetEx { .. }
     )
 }
 
@@ -82,6 +88,61 @@ pub async fn run(
             .try_fold(0u64, |n, r| r.map(|e| n + u64::from(e.is_some())))
             .map(|n| out.exists(n)),
         Command::Flush => c.flush_everywhere().await.map(|()| out.ok()),
+        Command::SetWith(args) => {
+            let ttl = match expiry::resolve(ctx.store.now_ms(), args.ttl, "set") {
+                Ok(ttl) => ttl,
+                Err(e) => {
+                    replies::error(ctx, out, &e.to_string());
+                    return;
+                }
+            };
+            let rmw = Rmw::SetWith {
+                key: args.key,
+                value: args.value,
+                ttl,
+                when: args.when,
+            };
+            c.execute(rmw, level)
+                .await
+                .map(|r| expiry::set_reply(out, args.reply, r))
+        }
+        Command::Expire { key, spec, when } => {
+            deadline_change(
+                ctx,
+                c,
+                level,
+                out,
+                key,
+                spec,
+                when,
+                "expire",
+                Reply::Changed,
+            )
+            .await
+        }
+        Command::Persist(key) => {
+            let reply = if line_safe {
+                Reply::Existed
+            } else {
+                Reply::Changed
+            };
+            let (spec, when) = (ExpireSpec::Clear, ExpireWhen::Always);
+            deadline_change(ctx, c, level, out, key, spec, when, "persist", reply).await
+        }
+        Command::GetEx {
+            key,
+            ttl: Some(spec),
+        } => {
+            let when = ExpireWhen::Always;
+            deadline_change(ctx, c, level, out, key, spec, when, "getex", Reply::Old).await
+        }
+        Command::GetEx { key, ttl: None } => c.get(key, level).await.map(|entry| {
+            out.value(entry.as_ref().and_then(|e| e.value.as_deref()));
+        }),
+        Command::Ttl(key, report) => c.get(key, level).await.map(|entry| {
+            let deadline = entry.map(|e| e.expires_at.map(|d| d.get()));
+            out.ttl(expiry::report_ttl(deadline, ctx.store.now_ms(), report));
+        }),
         other => {
             // Not routed (see is_routed): answered as a local command would be.
             replies::error(ctx, out, &format!("{other:?} is not a keyed command"));
@@ -91,6 +152,59 @@ pub async fn run(
     if let Err(e) = result {
         cluster_error(ctx, out, &e);
     }
+}
+
+/// How a deadline change answers.
+enum Reply {
+    /// `:1` / `OK` when it changed.
+    Changed,
+    /// Text `PERSIST`: `OK` while the key exists.
+    Existed,
+    /// `GETEX`: the value.
+    Old,
+}
+
+/// EXPIRE, PERSIST and GETEX with an option, run on the key's primary.
+#[allow(clippy::too_many_arguments)]
+async fn deadline_change(
+    ctx: &ServerContext,
+    c: &crate::cluster::Coordinator,
+    level: Option<Consistency>,
+    out: &mut ReplyBuf,
+    key: &[u8],
+    spec: ExpireSpec,
+    when: ExpireWhen,
+    name: &'static str,
+    reply: Reply,
+) -> Result<(), ClusterError> {
+    let deadline = match expiry::resolve(ctx.store.now_ms(), spec, name) {
+        Ok(Ttl::At(d)) => Some(d),
+        Ok(_) => None,
+        Err(e) => {
+            replies::error(ctx, out, &e.to_string());
+            return Ok(());
+        }
+    };
+    let result = c
+        .execute(
+            Rmw::Expire {
+                key,
+                deadline,
+                when,
+            },
+            level,
+        )
+        .await?;
+    let WriteResult::Conditional { written, old } = result else {
+        out.changed(false);
+        return Ok(());
+    };
+    match reply {
+        Reply::Changed => out.changed(written),
+        Reply::Existed => out.changed(old.is_some()),
+        Reply::Old => out.value(old.as_deref()),
+    }
+    Ok(())
 }
 
 fn write_result(out: &mut ReplyBuf, result: WriteResult) {
