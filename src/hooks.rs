@@ -41,15 +41,25 @@ pub enum SyncRequestError {
     Local(String),
 }
 
-/// Runs one anti-entropy round on demand (`SYNC host port [--full]`).
+/// Runs one anti-entropy round on demand (`SYNC host port [--merge] [--full]`).
 pub trait SyncRunner: Send + Sync {
-    /// Syncs with the peer's sync endpoint; `Ok` carries a one-line summary.
+    /// One anti-entropy round with the peer at `host:port` (its sync port,
+    /// or its client port: the runner asks the peer for its sync port).
     fn sync_with(
         &self,
         host: String,
         port: u16,
-        full: bool,
-    ) -> BoxFuture<Result<String, SyncRequestError>>;
+        flags: crate::protocol::SyncFlags,
+    ) -> BoxFuture<Result<SyncOutcome, SyncRequestError>>;
+}
+
+/// What a `SYNC` round did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    /// The round's figures, one line.
+    pub summary: String,
+    /// Local writes a mirror round made (to replicate like any write).
+    pub changes: Vec<crate::store::Change>,
 }
 
 /// Why `REPLICATE enable` could not start replication.
@@ -64,6 +74,17 @@ pub enum ReplicationError {
     /// The MQTT session could not be set up (TLS files, options).
     #[error("{0}")]
     Setup(String),
+}
+
+impl ReplicationError {
+    /// A few words for a status line (`no broker configured`).
+    pub fn short(&self) -> &'static str {
+        match self {
+            ReplicationError::NoBroker => "no broker configured",
+            ReplicationError::ShuttingDown => "shutting down",
+            ReplicationError::Setup(_) => "unavailable",
+        }
+    }
 }
 
 /// Starts, stops and reports MQTT replication (`REPLICATE …`).

@@ -154,24 +154,88 @@ fn sync_command_reports_keys_moved_each_way() {
         &(0..200).map(|i| format!("SET y{i} 2")).collect::<Vec<_>>(),
         |r| r == "OK\r\n",
     );
-    let reply = c1.cmd(&format!("SYNC 127.0.0.1 {}", n2.sync_port));
+    let reply = c1.cmd(&format!(
+        "SYNC 127.0.0.1 {} --merge --verbose",
+        n2.sync_port
+    ));
     assert!(
         reply.starts_with("OK pulled 200 keys, pushed 300 keys with 127.0.0.1:")
             && reply.contains("(n2): merkle mode"),
         "{reply}"
     );
     assert_eq!(hash(&mut c1), hash(&mut c2));
-    let reply = c2.cmd(&format!("SYNC localhost {}", n1.sync_port));
+    let reply = c2.cmd(&format!(
+        "SYNC localhost {} --verbose --merge",
+        n1.sync_port
+    ));
     assert!(
         reply.starts_with("OK already in sync with localhost:"),
         "{reply}"
     );
     assert!(reply.contains("merkle mode, 1 round trip, "), "{reply}");
-    let reply = c2.cmd(&format!("SYNC 127.0.0.1 {} --full", n1.sync_port));
+    let reply = c2.cmd(&format!(
+        "SYNC 127.0.0.1 {} --full --merge --verbose",
+        n1.sync_port
+    ));
     assert!(
         reply.starts_with("OK pulled 0 keys, pushed 0 keys") && reply.contains("full mode"),
         "{reply}"
     );
+}
+
+#[test]
+fn sync_makes_this_node_a_mirror_of_the_peer_through_either_port() {
+    let n1 = NodeProcess::start(NodeSpec::new("m1"));
+    let n2 = NodeProcess::start(NodeSpec::new("m2"));
+    let (mut c1, mut c2) = (n1.client(), n2.client());
+    for (k, v) in [("shared", "old"), ("only-here", "x"), ("newer-here", "a")] {
+        assert_eq!(c1.cmd(&format!("SET {k} {v}")), "OK\r\n");
+    }
+    for (k, v) in [
+        ("shared", "theirs"),
+        ("only-there", "y"),
+        ("newer-here", "b"),
+    ] {
+        assert_eq!(c2.cmd(&format!("SET {k} {v}")), "OK\r\n");
+    }
+    assert_eq!(c2.cmd("SET gone-there v"), "OK\r\n");
+    assert_eq!(c2.cmd("DEL gone-there"), "DELETED\r\n");
+    assert_eq!(c1.cmd("SET gone-there still-here"), "OK\r\n");
+    // Written last on n1: newer here than there.
+    assert_eq!(c1.cmd("SET newer-here a2"), "OK\r\n");
+    // The peer's *client* port, as MerkleKV users pass it; the reply is
+    // exactly OK.
+    assert_eq!(c1.cmd(&format!("SYNC 127.0.0.1 {}", n2.port)), "OK\r\n");
+    let expected = [
+        ("shared", "VALUE theirs"),
+        ("only-there", "VALUE y"),
+        ("newer-here", "VALUE b"),
+        ("only-here", "NOT_FOUND"),
+        ("gone-there", "NOT_FOUND"),
+    ];
+    for (k, want) in expected {
+        assert_eq!(
+            c1.cmd(&format!("GET {k}")),
+            format!("{want}\r\n"),
+            "{k} on n1"
+        );
+    }
+    // The peer was not written to.
+    assert_eq!(c2.cmd("GET only-here"), "NOT_FOUND\r\n");
+    assert_eq!(c2.cmd("DBSIZE"), "DBSIZE 3\r\n");
+    assert_eq!(c1.cmd("DBSIZE"), "DBSIZE 3\r\n");
+    // The keys rewritten here carry fresh versions: a two-way round gives
+    // them to the peer, with the same values, and the trees agree.
+    let reply = c2.cmd(&format!(
+        "SYNC 127.0.0.1 {} --merge --verbose",
+        n1.sync_port
+    ));
+    assert!(reply.starts_with("OK pulled "), "{reply}");
+    assert_eq!(c2.cmd("GET newer-here"), "VALUE b\r\n");
+    assert_eq!(hash(&mut c1), hash(&mut c2));
+    // Through the sync port, and with --verbose, a mirror that is in sync.
+    let reply = c1.cmd(&format!("SYNC 127.0.0.1 {} --verbose", n2.sync_port));
+    assert!(reply.starts_with("OK already in sync"), "{reply}");
 }
 
 fn grpcurl(args: &[&str]) -> String {

@@ -116,7 +116,7 @@ fn disabled_anti_entropy_runs_no_rounds_but_serves_sync() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(t.cmd("GET k"), "NOT_FOUND\r\n");
     // The peer can still sync with the idle node, and SYNC works from it.
-    let reply = t.cmd(&format!("SYNC 127.0.0.1 {}", node.sync_port));
+    let reply = t.cmd(&format!("SYNC 127.0.0.1 {} --verbose", node.sync_port));
     assert!(
         reply.starts_with("OK pulled 1 keys, pushed 0 keys"),
         "{reply}"

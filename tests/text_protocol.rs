@@ -434,6 +434,21 @@ fn shutdown_answers_ok_then_the_process_exits_zero() {
 }
 
 #[test]
+fn a_bare_newline_inside_a_crlf_request_ends_it() {
+    // The documented rule (docs/protocol.md, Framing): `\n` ends a request
+    // whatever precedes it, so `SET k a\nb\r\n` is two requests, `SET k a`
+    // and `b`, each with its reply; nothing is half-applied and the
+    // connection stays in step.
+    let node = node();
+    let mut c = node.client();
+    c.send(b"SET k a\nb\r\nGET k\r\n");
+    assert_eq!(c.line(), "OK\r\n");
+    assert_eq!(c.line(), "ERROR Unknown command: b\r\n");
+    assert_eq!(c.line(), "VALUE a\r\n");
+    assert_eq!(c.cmd("PING"), "PONG\r\n");
+}
+
+#[test]
 fn pipelined_commands_are_answered_in_order() {
     let node = node();
     let mut c = node.client();
@@ -566,8 +581,8 @@ fn hash_changes_with_writes_and_agrees_across_processes() {
 
     // Versions are part of the root: the two nodes agree once they hold the
     // same versioned entries, i.e. after one anti-entropy round.
-    let sync = ca.cmd(&format!("SYNC 127.0.0.1 {}", b.sync_port));
-    assert!(sync.starts_with("OK"), "SYNC failed: {sync:?}");
+    let sync = ca.cmd(&format!("SYNC 127.0.0.1 {} --merge", b.sync_port));
+    assert_eq!(sync, "OK\r\n", "SYNC failed");
     assert!(
         wait_until(Duration::from_secs(10), || hash(&mut ca) == hash(&mut cb)),
         "HASH differs after SYNC"

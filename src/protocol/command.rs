@@ -65,6 +65,38 @@ pub struct SetArgs<'a> {
     pub reply: SetReply,
 }
 
+/// The options of `SYNC host port`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncFlags {
+    /// `--full`: full state exchange instead of Merkle descent.
+    pub full: bool,
+    /// `--merge`: a two-way last-writer-wins round (what periodic
+    /// anti-entropy runs) instead of making this node a mirror of the peer.
+    pub merge: bool,
+    /// `--verbose`: answer `OK <the round's figures>` instead of `OK`.
+    pub verbose: bool,
+}
+
+impl SyncFlags {
+    /// Reads `--merge`, `--full` and `--verbose` (any order, any case, each
+    /// at most once); `None` for anything else.
+    pub fn parse<'s>(words: impl IntoIterator<Item = &'s [u8]>) -> Option<Self> {
+        let mut flags = Self::default();
+        for word in words {
+            let slot = match word.to_ascii_lowercase().as_slice() {
+                b"--full" => &mut flags.full,
+                b"--merge" => &mut flags.merge,
+                b"--verbose" => &mut flags.verbose,
+                _ => return None,
+            };
+            if std::mem::replace(slot, true) {
+                return None;
+            }
+        }
+        Some(flags)
+    }
+}
+
 /// A parsed request; borrows keys and values from the connection buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -149,14 +181,14 @@ pub enum Command<'a> {
     Flush,
     /// `HASH [prefix]`
     Hash(Option<&'a [u8]>),
-    /// `SYNC host port [--full]`
+    /// `SYNC host port [--merge] [--full] [--verbose]`
     Sync {
         /// Peer host.
         host: &'a str,
-        /// Peer sync port.
+        /// The peer's client port or sync port.
         port: u16,
-        /// Full state exchange instead of Merkle descent.
-        full: bool,
+        /// How.
+        flags: SyncFlags,
     },
     /// `REPLICATE enable|disable|status`
     Replicate(ReplicateAction),

@@ -10,6 +10,6 @@ pub mod resp;
 pub mod text;
 
 pub use command::{
-    Command, CommandError, ExpireSpec, ReplicateAction, SetArgs, SetReply, TtlReport,
+    Command, CommandError, ExpireSpec, ReplicateAction, SetArgs, SetReply, SyncFlags, TtlReport,
 };
 pub use reply::{PairValue, Protocol, ReplyBuf};

@@ -33,7 +33,7 @@ pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ReplicateAction;
+    use crate::protocol::{ReplicateAction, SyncFlags};
     use proptest::prelude::*;
 
     fn ok(line: &str) -> Command<'_> {
@@ -94,7 +94,7 @@ mod tests {
             Command::Sync {
                 host: "127.0.0.1",
                 port: 7380,
-                full: false
+                flags: SyncFlags::default()
             }
         );
         assert_eq!(
@@ -102,9 +102,26 @@ mod tests {
             Command::Sync {
                 host: "h",
                 port: 1,
-                full: true
+                flags: SyncFlags {
+                    full: true,
+                    ..SyncFlags::default()
+                }
             }
         );
+        assert_eq!(
+            ok("SYNC h 1 --verbose --MERGE"),
+            Command::Sync {
+                host: "h",
+                port: 1,
+                flags: SyncFlags {
+                    merge: true,
+                    verbose: true,
+                    ..SyncFlags::default()
+                }
+            }
+        );
+        assert!(parse_line(b"SYNC h 1 --merge --merge").is_err());
+        assert!(parse_line(b"SYNC h 1 --fast").is_err());
         assert_eq!(
             ok("REPLICATE enable"),
             Command::Replicate(ReplicateAction::Enable)
@@ -161,7 +178,10 @@ mod tests {
         assert_eq!(err("ECHO"), "ECHO command requires arguments");
         assert_eq!(err("CLIENT"), "CLIENT command requires arguments");
         assert_eq!(err("SYNC"), "SYNC command requires arguments");
-        assert_eq!(err("SYNC h"), "SYNC command usage: SYNC host port [--full]");
+        assert_eq!(
+            err("SYNC h"),
+            "SYNC command usage: SYNC host port [--merge] [--full] [--verbose]"
+        );
         assert_eq!(
             err("SYNC h 0"),
             "SYNC port must be a number between 1 and 65535"

@@ -18,6 +18,9 @@ struct State {
     stopping: Option<JoinHandle<()>>,
     /// Set at node shutdown: nothing starts again.
     shut_down: bool,
+    /// Without a broker: the switch `REPLICATE enable|disable` set, so
+    /// `REPLICATE status` reports it (nothing runs either way).
+    wanted: bool,
 }
 
 /// The replication control surface of a node.
@@ -29,7 +32,8 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Control for a node without a broker: `enable` explains why it cannot.
+    /// Control for a node without a broker: `enable` sets the switch
+    /// `status` reports (with "no broker configured"); nothing runs.
     pub fn unconfigured(runtime: Handle) -> Self {
         Self {
             shared: None,
@@ -55,7 +59,9 @@ impl Replication {
     /// Starts a session unless one runs (no duplicate clients).
     pub fn start(&self) -> Result<(), ReplicationError> {
         let Some(shared) = &self.shared else {
-            return Err(ReplicationError::NoBroker);
+            // Kept as the user's switch; `status` says why nothing runs.
+            self.state.lock().wanted = true;
+            return Ok(());
         };
         let mut state = self.state.lock();
         if state.shut_down {
@@ -77,6 +83,7 @@ impl Replication {
     /// written meanwhile are not published (anti-entropy repairs them).
     pub fn stop(&self) {
         let Some(shared) = &self.shared else {
+            self.state.lock().wanted = false;
             return;
         };
         let mut state = self.state.lock();
@@ -127,7 +134,14 @@ impl ReplicationControl for Replication {
 
     fn status(&self) -> String {
         let Some(shared) = &self.shared else {
-            return "REPLICATION disabled".to_owned();
+            return if self.state.lock().wanted {
+                format!(
+                    "REPLICATION enabled 1 nodes ({})",
+                    ReplicationError::NoBroker.short()
+                )
+            } else {
+                "REPLICATION disabled".to_owned()
+            };
         };
         if !self.is_enabled() {
             return "REPLICATION disabled".to_owned();

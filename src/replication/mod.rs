@@ -50,7 +50,8 @@ use shared::Shared;
 /// Attaches replication to a starting node.
 ///
 /// Without a broker configured the node runs standalone: one log line says
-/// so, and `REPLICATE enable` explains why it cannot start. With a broker
+/// so, and `REPLICATE enable` only sets the switch `REPLICATE status` reports
+/// ("no broker configured"). With a broker
 /// but `mqtt.enabled = false`, everything is prepared and `REPLICATE
 /// enable` starts it. Otherwise the session starts now; the node does not
 /// wait for the broker (an unreachable broker is retried in the background).

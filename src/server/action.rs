@@ -11,10 +11,10 @@ pub enum Action<'a> {
     Sync {
         /// Peer host.
         host: &'a str,
-        /// Peer sync port.
+        /// The peer's client or sync port.
         port: u16,
-        /// Full exchange.
-        full: bool,
+        /// How.
+        flags: crate::protocol::SyncFlags,
     },
     /// Run the queued transaction (`EXEC`).
     Exec,

@@ -80,7 +80,7 @@ pub fn execute<'a>(
         Command::Shutdown => return admin::shutdown(ctx, out),
         Command::CommandInfo => admin::command_info(out),
         Command::ConfigGet(pattern) => admin::config_get(out, pattern),
-        Command::Sync { host, port, full } => return admin::sync(host, port, full),
+        Command::Sync { host, port, flags } => return admin::sync(host, port, flags),
         Command::Replicate(action) => admin::replicate(ctx, out, action),
         Command::Multi => return transaction::multi(ctx, session, out),
         Command::Discard => return transaction::discard(ctx, session, out),

@@ -11,7 +11,7 @@ use super::dispatch;
 use super::replies::error;
 use super::session::Session;
 use super::transaction::Transaction;
-use crate::protocol::{resp, CommandError, ReplyBuf};
+use crate::protocol::{resp, CommandError, ReplyBuf, SyncFlags};
 
 /// Runs what a command asked for; returns whether to close.
 pub async fn run_action(
@@ -24,8 +24,8 @@ pub async fn run_action(
     match action {
         Action::Continue => false,
         Action::Close => true,
-        Action::Sync { host, port, full } => {
-            run_sync(ctx, out, host, port, full).await;
+        Action::Sync { host, port, flags } => {
+            run_sync(ctx, session, out, host, port, flags).await;
             false
         }
         Action::Exec => match session.multi.take() {
@@ -54,18 +54,39 @@ async fn run_routed(
     }
 }
 
-/// `SYNC host port [--full]`: one anti-entropy round, its outcome encoded.
-async fn run_sync(ctx: &ServerContext, out: &mut ReplyBuf, host: &str, port: u16, full: bool) {
-    match &ctx.hooks.sync {
-        None => {
-            error(ctx, out, "anti-entropy is not available on this node");
-        }
-        Some(runner) => match runner.sync_with(host.to_string(), port, full).await {
-            Ok(summary) => out.status(&format!("OK {summary}")),
-            Err(e) => {
-                error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
+/// `SYNC host port [--merge] [--full] [--verbose]`: one anti-entropy round,
+/// answered `OK` (`OK <figures>` with `--verbose`; the figures are logged
+/// and counted in the sync metrics either way). The local writes a mirror
+/// round made replicate like any write.
+async fn run_sync(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    host: &str,
+    port: u16,
+    flags: SyncFlags,
+) {
+    let Some(runner) = &ctx.hooks.sync else {
+        error(ctx, out, "anti-entropy is not available on this node");
+        return;
+    };
+    match runner.sync_with(host.to_string(), port, flags).await {
+        Ok(outcome) => {
+            if !outcome.changes.is_empty() {
+                session.wrote = true;
+                if let Some(sink) = &ctx.hooks.changes {
+                    sink.submit(outcome.changes);
+                }
             }
-        },
+            if flags.verbose {
+                out.status(&format!("OK {}", outcome.summary));
+            } else {
+                out.ok();
+            }
+        }
+        Err(e) => {
+            error(ctx, out, &format!("SYNC with {host}:{port} failed: {e}"));
+        }
     }
 }
 
@@ -101,7 +122,9 @@ async fn exec(
         match action {
             Action::Continue | Action::Exec => {}
             Action::Close => return true,
-            Action::Sync { host, port, full } => run_sync(ctx, out, host, port, full).await,
+            Action::Sync { host, port, flags } => {
+                run_sync(ctx, session, out, host, port, flags).await
+            }
             Action::Cluster(cmd) => run_routed(ctx, session, out, cmd).await,
         }
     }

@@ -21,6 +21,7 @@ pub mod limits;
 mod listing;
 pub mod metrics;
 pub(crate) mod peer;
+mod port_probe;
 pub mod range_round;
 pub(crate) mod ranges;
 pub(crate) mod round;

@@ -36,7 +36,7 @@ use super::round_state::Round;
 use crate::clock;
 use crate::config::SyncMode;
 use crate::proto;
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,10 @@ pub struct RoundReport {
     pub push_applied: u64,
     /// Key digests received from the peer.
     pub digests_received: u64,
+    /// Mirror rounds: keys rewritten or deleted here to match the peer.
+    pub keys_mirrored: u64,
+    /// Mirror rounds: the local writes made, to replicate like any write.
+    pub changes: Vec<Change>,
     /// Calls and encoded bytes each way.
     pub wire: WireStats,
     /// Wall time of the round.
@@ -68,6 +72,11 @@ impl RoundReport {
     pub fn summary(&self) -> String {
         let state = if self.in_sync {
             "already in sync".to_owned()
+        } else if self.keys_mirrored > 0 {
+            format!(
+                "pulled {} keys, rewrote or deleted {} keys to match",
+                self.keys_pulled, self.keys_mirrored
+            )
         } else {
             format!(
                 "pulled {} keys, pushed {} keys",
@@ -102,6 +111,27 @@ pub async fn run_round(
     Ok(round.report(peer, peer_node_id, mode, in_sync, started))
 }
 
+/// Runs one mirror round with the peer behind `channel` (`SYNC` without
+/// `--merge`): afterwards this store holds exactly the peer's data. What
+/// the peer has newer is merged as in any round; where this store is newer
+/// or holds a key the peer lacks, nothing is pushed: the peer's state (its
+/// value, deadline or tombstone, or a delete for a key it lacks) is
+/// written here with a fresh version, so it replicates like any write
+/// (the report carries those changes).
+pub async fn run_mirror_round(
+    store: &Arc<Store>,
+    channel: Channel,
+    peer: &str,
+    mode: SyncMode,
+    tuning: &Tuning,
+) -> Result<RoundReport, SyncError> {
+    let started = Instant::now();
+    let mut round = Round::new(store, channel, tuning);
+    round.mirror = true;
+    let (peer_node_id, in_sync) = round.run(mode).await?;
+    Ok(round.report(peer, peer_node_id, mode, in_sync, started))
+}
+
 impl Round {
     /// A round with the peer behind `channel`, nothing done yet.
     pub(super) fn new(store: &Arc<Store>, channel: Channel, tuning: &Tuning) -> Self {
@@ -122,6 +152,9 @@ impl Round {
             pushed: 0,
             push_applied: 0,
             digests: 0,
+            mirror: false,
+            mirrored: 0,
+            changes: Vec::new(),
         }
     }
 
@@ -143,6 +176,8 @@ impl Round {
             keys_pushed: self.pushed,
             push_applied: self.push_applied,
             digests_received: self.digests,
+            keys_mirrored: self.mirrored,
+            changes: self.changes,
             wire: self.rpc.wire,
             elapsed: started.elapsed(),
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::error::SyncError;
 use super::limits::Tuning;
 use super::peer::PeerRpc;
-use crate::store::{Store, TreeShape};
+use crate::store::{Change, Store, TreeShape};
 
 /// One round in progress.
 pub(super) struct Round {
@@ -35,6 +35,14 @@ pub(super) struct Round {
     pub(super) push_applied: u64,
     /// Digests received.
     pub(super) digests: u64,
+    /// Mirror round (`SYNC` without `--merge`): nothing is pushed; keys
+    /// where we differ take the peer's state locally, keys it lacks are
+    /// deleted here.
+    pub(super) mirror: bool,
+    /// Keys a mirror round rewrote or deleted locally.
+    pub(super) mirrored: u64,
+    /// The local writes a mirror round made, for replication.
+    pub(super) changes: Vec<Change>,
 }
 
 /// A local worker task that failed.

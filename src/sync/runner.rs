@@ -12,9 +12,9 @@ use super::error::SyncError;
 use super::limits::Tuning;
 use super::metrics::SyncMetrics;
 use super::peer;
-use super::round::{run_round, RoundReport};
+use super::round::{run_mirror_round, run_round, RoundReport};
 use crate::config::SyncMode;
-use crate::hooks::{BoxFuture, SyncRequestError, SyncRunner};
+use crate::hooks::{BoxFuture, SyncOutcome, SyncRequestError, SyncRunner};
 use crate::store::Store;
 
 /// Channels kept at most (peers named by `SYNC` can be anything).
@@ -71,6 +71,18 @@ impl SyncEngine {
     pub async fn sync_with(&self, addr: &str, mode: SyncMode) -> Result<RoundReport, SyncError> {
         let outcome = match self.channel(addr) {
             Ok(channel) => run_round(&self.store, channel, addr, mode, &self.tuning).await,
+            Err(e) => Err(e),
+        };
+        self.metrics.record(&outcome);
+        self.log(addr, mode, &outcome);
+        outcome
+    }
+
+    /// One mirror round with the peer at `addr`: afterwards this node holds
+    /// exactly the peer's data ([`run_mirror_round`]).
+    pub async fn mirror_from(&self, addr: &str, mode: SyncMode) -> Result<RoundReport, SyncError> {
+        let outcome = match self.channel(addr) {
+            Ok(channel) => run_mirror_round(&self.store, channel, addr, mode, &self.tuning).await,
             Err(e) => Err(e),
         };
         self.metrics.record(&outcome);
@@ -144,7 +156,7 @@ impl SyncEngine {
     }
 }
 
-/// The `SYNC host port [--full]` hook.
+/// The `SYNC host port [--merge] [--full] [--verbose]` hook.
 pub struct OnDemand(pub Arc<SyncEngine>);
 
 impl SyncRunner for OnDemand {
@@ -152,24 +164,31 @@ impl SyncRunner for OnDemand {
         &self,
         host: String,
         port: u16,
-        full: bool,
-    ) -> BoxFuture<Result<String, SyncRequestError>> {
+        flags: crate::protocol::SyncFlags,
+    ) -> BoxFuture<Result<SyncOutcome, SyncRequestError>> {
         let engine = self.0.clone();
         Box::pin(async move {
+            let port = super::port_probe::sync_port_behind(&host, port).await;
             let addr = if host.contains(':') && !host.starts_with('[') {
                 format!("[{host}]:{port}")
             } else {
                 format!("{host}:{port}")
             };
-            let mode = if full {
+            let mode = if flags.full {
                 SyncMode::Full
             } else {
                 SyncMode::Merkle
             };
-            engine
-                .sync_with(&addr, mode)
-                .await
-                .map(|r| r.summary())
+            let report = if flags.merge {
+                engine.sync_with(&addr, mode).await
+            } else {
+                engine.mirror_from(&addr, mode).await
+            };
+            report
+                .map(|r| SyncOutcome {
+                    summary: r.summary(),
+                    changes: r.changes,
+                })
                 .map_err(|e| e.into())
         })
     }

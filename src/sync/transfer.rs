@@ -12,12 +12,40 @@ use super::ranges::{next_batch, Node, Position};
 use super::round_state::{blocking_error, Round};
 use super::validate::{check_fetched_keys, check_fetched_subtrees, KeyedEntries};
 use crate::proto;
-use crate::store::{key_hash, MergeOutcome};
+use crate::store::{key_hash, Entry, MergeOutcome, SetWhen, Ttl, WriteOp};
+
+/// What becomes of keys fetched by name.
+#[derive(Debug, Clone, Copy)]
+enum Fetched {
+    /// Merged by last-writer-wins.
+    Merge,
+    /// Their state written here (a mirror round).
+    Mirror,
+}
+
+/// The peer's state of one key, as a mirror round writes it.
+enum Mirrored {
+    /// A value and its deadline.
+    Value(Box<[u8]>, Option<std::num::NonZeroU64>),
+    /// A tombstone, or nothing.
+    Absent,
+}
 
 impl Round {
     /// Fetches the queued keys (paged) and merges them.
     pub(super) async fn flush_fetch(&mut self) -> Result<(), SyncError> {
         let keys = std::mem::take(&mut self.fetch);
+        self.fetch_keys_paged(&keys, Fetched::Merge).await
+    }
+
+    /// Asks the peer for `keys`, at most a page per call, and merges what
+    /// it sends (`Merge`), or writes the peer's state of every asked key
+    /// here (`Mirror`: a key it does not send is one it lacks).
+    async fn fetch_keys_paged(
+        &mut self,
+        keys: &[Box<[u8]>],
+        how: Fetched,
+    ) -> Result<(), SyncError> {
         let page_bytes = self.tuning.page_bytes.max(1);
         let mut start = 0;
         for _ in 0..MAX_PAGES_PER_LISTING {
@@ -51,7 +79,10 @@ impl Round {
                 ));
             }
             let entries = check_fetched_keys(resp.entries, &asked[..done])?;
-            self.merge(entries).await?;
+            match how {
+                Fetched::Merge => self.merge(entries).await?,
+                Fetched::Mirror => self.take_theirs(&asked[..done], entries).await?,
+            }
             start += done;
         }
         Err(SyncError::protocol("FetchKeys", "too many pages"))
@@ -114,10 +145,14 @@ impl Round {
         Ok(())
     }
 
-    /// Sends the queued keys' current entries in pages.
+    /// Sends the queued keys' current entries in pages (a mirror round
+    /// takes the peer's state of them instead).
     pub(super) async fn flush_push(&mut self) -> Result<(), SyncError> {
         let keys = std::mem::take(&mut self.push);
         self.push_bytes = 0;
+        if self.mirror {
+            return self.fetch_keys_paged(&keys, Fetched::Mirror).await;
+        }
         let mut page = Vec::new();
         let mut bytes = 0usize;
         for key in keys {
@@ -149,6 +184,55 @@ impl Round {
             .await?;
         self.pushed += sent;
         self.push_applied += resp.applied.min(sent);
+        Ok(())
+    }
+
+    /// Mirror rounds: writes the peer's state of each of `asked` here with a
+    /// fresh version (its value and deadline, or a delete when it holds a
+    /// tombstone or nothing), on the blocking pool; the writes are kept for
+    /// replication.
+    async fn take_theirs(
+        &mut self,
+        asked: &[Box<[u8]>],
+        theirs: KeyedEntries,
+    ) -> Result<(), SyncError> {
+        let store = self.store.clone();
+        let asked: Vec<Box<[u8]>> = asked.to_vec();
+        let (mirrored, changes) = tokio::task::spawn_blocking(move || {
+            let mut theirs: std::collections::HashMap<Box<[u8]>, Entry> =
+                theirs.into_iter().collect();
+            let mut mirrored = 0u64;
+            let mut changes = Vec::new();
+            for key in &asked {
+                let op = match theirs.remove(key) {
+                    Some(Entry {
+                        value: Some(value),
+                        expires_at,
+                        ..
+                    }) => Mirrored::Value(value, expires_at),
+                    _ => Mirrored::Absent,
+                };
+                let written = match &op {
+                    Mirrored::Value(value, expires_at) => store.apply_local(WriteOp::SetWith {
+                        key,
+                        value,
+                        ttl: expires_at.map_or(Ttl::Clear, Ttl::At),
+                        when: SetWhen::Always,
+                    }),
+                    Mirrored::Absent => store.apply_local(WriteOp::Delete { key }),
+                };
+                let (_, written) = written?;
+                if !written.is_empty() {
+                    mirrored += 1;
+                }
+                changes.extend(written);
+            }
+            Ok::<_, SyncError>((mirrored, changes))
+        })
+        .await
+        .map_err(blocking_error)??;
+        self.mirrored += mirrored;
+        self.changes.extend(changes);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! VERSION, INFO, STATS, MEMORY, SYNC, REPLICATE, SHUTDOWN, COMMAND,
 //! CONFIG GET: the node.
 
-use super::super::command::{Command, CommandError, ReplicateAction};
+use super::super::command::{Command, CommandError, ReplicateAction, SyncFlags};
 use super::super::request::{sync_port, RespRequest, TextRequest};
 
 type Parsed<'a> = Option<Result<Command<'a>, CommandError>>;
@@ -28,21 +28,20 @@ pub fn text<'a>(r: &TextRequest<'a>) -> Parsed<'a> {
     })
 }
 
-/// `SYNC host port [--full]`.
+const SYNC_USAGE: &str = "SYNC command usage: SYNC host port [--merge] [--full] [--verbose]";
+
+/// `SYNC host port [--merge] [--full] [--verbose]`.
 fn text_sync<'a>(r: &TextRequest<'a>) -> Result<Command<'a>, CommandError> {
     let a = r.args();
-    let (host, port, full) = match a.as_slice() {
+    let (host, port, rest) = match a.as_slice() {
         [] => return Err(CommandError::MissingArguments("SYNC")),
-        [h, p] => (*h, *p, false),
-        [h, p, f] if *f == "--full" => (*h, *p, true),
-        _ => {
-            return Err(CommandError::Usage(
-                "SYNC command usage: SYNC host port [--full]",
-            ))
-        }
+        [h, p, rest @ ..] => (*h, *p, rest),
+        _ => return Err(CommandError::Usage(SYNC_USAGE)),
     };
+    let flags = SyncFlags::parse(rest.iter().map(|w| w.as_bytes()))
+        .ok_or(CommandError::Usage(SYNC_USAGE))?;
     let port = sync_port(port.as_bytes())?;
-    Ok(Command::Sync { host, port, full })
+    Ok(Command::Sync { host, port, flags })
 }
 
 /// `enable` / `disable` / `status`, in any case.
@@ -68,15 +67,11 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
         b"INFO" => Ok(Command::Info),
         b"STATS" => Ok(Command::Stats),
         b"MEMORY" => Ok(Command::Memory),
-        b"SYNC" => r.arity(n == 2 || n == 3).and_then(|_| {
+        b"SYNC" => r.arity(n >= 2).and_then(|_| {
             let host = std::str::from_utf8(a[0]).map_err(|_| CommandError::InvalidUtf8)?;
             let port = sync_port(a[1])?;
-            let full = match a.get(2) {
-                None => false,
-                Some(f) if f.eq_ignore_ascii_case(b"--full") => true,
-                Some(_) => return Err(CommandError::Syntax),
-            };
-            Ok(Command::Sync { host, port, full })
+            let flags = SyncFlags::parse(a[2..].iter().copied()).ok_or(CommandError::Syntax)?;
+            Ok(Command::Sync { host, port, flags })
         }),
         b"REPLICATE" => r
             .arity(n == 1)

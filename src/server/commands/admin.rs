@@ -57,10 +57,10 @@ pub fn config_get(out: &mut ReplyBuf, pattern: &[u8]) {
     out.pairs(&hits);
 }
 
-/// `SYNC host port [--full]`: the round runs after the command, in
-/// [`run`](super::super::run).
-pub fn sync(host: &str, port: u16, full: bool) -> Action<'_> {
-    Action::Sync { host, port, full }
+/// `SYNC host port [--merge] [--full] [--verbose]`: the round runs after
+/// the command, in [`run`](super::super::run).
+pub fn sync(host: &str, port: u16, flags: crate::protocol::SyncFlags) -> Action<'_> {
+    Action::Sync { host, port, flags }
 }
 
 /// `REPLICATE enable|disable|status`
