@@ -9,82 +9,17 @@ mod common;
 mod durability_support;
 mod replication_support;
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::broker::Broker;
+use common::redis::{reply, request};
 use common::{wait_until, Client, NodeProcess, NodeSpec};
 use replication_support::{metric, roots_equal, three_nodes, unique_prefix, wait_connected};
-
-fn request(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Sends one RESP request and reads exactly `len` reply bytes.
-fn reply(c: &mut Client, args: &[&str], len: usize) -> String {
-    c.send(&request(args));
-    let mut got = vec![0u8; len];
-    c.reader
-        .read_exact(&mut got)
-        .unwrap_or_else(|e| panic!("reading the reply to {args:?}: {e}"));
-    String::from_utf8_lossy(&got).into_owned()
-}
-
-/// A real redis-server on a free port, when installed (required under CI).
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Self> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let Some(binary) = std::env::split_paths(&path)
-            .chain([PathBuf::from("/usr/bin")])
-            .map(|d| d.join("redis-server"))
-            .find(|p| p.is_file())
-        else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is required in CI but was not found"
-            );
-            eprintln!("note: redis-server not found; checking our replies only");
-            return None;
-        };
-        let port = common::free_port();
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let up = wait_until(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "redis-server did not listen on {port}");
-        Some(Self { child, port })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn expiry_commands_answer_byte_for_byte_as_redis_does() {
     let node = NodeProcess::start(NodeSpec::new("ttl"));
-    let redis = Redis::start();
+    let redis = common::redis::Redis::start();
     let far_s = (common_now_ms() / 1000 + 100_000).to_string();
     let far_ms = (common_now_ms() + 90_000_000).to_string();
     let expire_at_s = format!(":{far_s}\r\n");

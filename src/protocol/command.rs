@@ -128,6 +128,18 @@ pub enum Command<'a> {
         /// A new time to live (`Clear` for `PERSIST`), or none.
         ttl: Option<ExpireSpec>,
     },
+    /// `STRLEN k`
+    Strlen(&'a [u8]),
+    /// `GETRANGE k start end` (and its old name `SUBSTR`).
+    GetRange(&'a [u8], i64, i64),
+    /// `TYPE k`: `string` or `none`.
+    Type(&'a [u8]),
+    /// `TOUCH k …`: how many of the keys exist.
+    Touch(Vec<&'a [u8]>),
+    /// `RANDOMKEY`
+    RandomKey,
+    /// `TIME`
+    Time,
     /// `DEL k` / `DELETE k` (text: one key; RESP: several).
     Delete(Vec<&'a [u8]>),
     /// `INC`/`DEC`/`INCR`/`DECR`/`INCRBY`/`DECRBY`: add `delta`.

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::command::{Command, CommandError};
-use super::commands::{admin, client, expiry, keyspace, strings, transaction};
+use super::commands::{admin, breadth, client, expiry, keyspace, strings, transaction};
 use super::request::RespRequest;
 
 /// Largest number of elements accepted in one request array.
@@ -191,6 +191,7 @@ pub fn to_command<'a>(buf: &'a [u8], ranges: &[Range<usize>]) -> Result<Command<
     let mut request = RespRequest::new(name, args);
     if let Some(parsed) = strings::resp(&mut request)
         .or_else(|| expiry::resp(&mut request))
+        .or_else(|| breadth::resp(&mut request))
         .or_else(|| keyspace::resp(&mut request))
         .or_else(|| client::resp(&mut request))
         .or_else(|| admin::resp(&mut request))

@@ -3,7 +3,9 @@
 
 use super::action::Action;
 use super::clients::ClientInfo;
-use super::commands::{admin, client as conn, expiry, keyspace, routed, strings, transaction};
+use super::commands::{
+    admin, breadth, client as conn, expiry, keyspace, routed, strings, transaction,
+};
 use super::context::ServerContext;
 use super::session::Session;
 use super::stats::CommandKind;
@@ -46,6 +48,12 @@ pub fn execute<'a>(
         Command::SetWith(args) => expiry::set_with(ctx, session, out, &args),
         Command::Expire { key, spec, when } => expiry::expire(ctx, session, out, key, spec, when),
         Command::Persist(key) => expiry::persist(ctx, session, out, key),
+        Command::Strlen(key) => breadth::strlen(ctx, out, key),
+        Command::GetRange(key, start, end) => breadth::getrange(ctx, out, key, start, end),
+        Command::Type(key) => breadth::type_of(ctx, out, key),
+        Command::Touch(keys) => breadth::touch(ctx, out, &keys),
+        Command::RandomKey => breadth::random_key(ctx, out),
+        Command::Time => breadth::time(out),
         Command::Ttl(key, report) => expiry::ttl(ctx, out, key, report),
         Command::GetEx { key, ttl } => expiry::getex(ctx, session, out, key, ttl),
         Command::Delete(keys) => strings::delete(ctx, session, out, &keys),

@@ -51,6 +51,30 @@ impl Store {
         Some(slot.expires_at().map(|d| d.get()))
     }
 
+    /// A live key chosen at random (`RANDOMKEY`), or `None` when there is
+    /// none: a random shard first, then a random entry of the first shard
+    /// from there that holds a live one.
+    pub fn random_key(&self) -> Option<Box<[u8]>> {
+        use rand::Rng;
+        if self.is_empty() {
+            return None;
+        }
+        let mut rng = rand::rng();
+        let first = rng.random_range(0..self.shards.len());
+        for i in 0..self.shards.len() {
+            let map = self.shards[(first + i) % self.shards.len()].read();
+            let live: Vec<&[u8]> = map
+                .iter()
+                .filter(|(_, s)| self.live_value(s).is_some())
+                .map(|(k, _)| k.as_slice())
+                .collect();
+            if !live.is_empty() {
+                return Some(Box::from(live[rng.random_range(0..live.len())]));
+            }
+        }
+        None
+    }
+
     /// A copy of the live value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.get_with(key, |v| v.map(<[u8]>::to_vec))

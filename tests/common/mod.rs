@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -9,6 +9,7 @@
 //! [`RespRequest`]: super::request::RespRequest
 
 pub mod admin;
+pub mod breadth;
 pub mod client;
 pub mod expiry;
 pub mod keyspace;

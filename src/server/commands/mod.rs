@@ -6,6 +6,7 @@
 //!
 //! * [`strings`]: GET, SET, DEL, INC/DEC, APPEND/PREPEND, MGET, MSET,
 //!   EXISTS — single-key and multi-key reads and writes.
+//! * [`breadth`]: STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME.
 //! * [`expiry`]: SET with options, SETEX, SETNX, EXPIRE and relatives,
 //!   PERSIST, TTL and relatives, GETEX — keys with a time to live.
 //! * [`keyspace`]: SCAN, KEYS, DBSIZE, FLUSH, HASH — the key space as a
@@ -22,6 +23,7 @@
 //! docs/design.md ("Adding a command") lists the steps for a new one.
 
 pub mod admin;
+pub mod breadth;
 pub mod client;
 pub mod expiry;
 pub mod keyspace;

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 
 use super::super::context::ServerContext;
 use super::super::replies;
-use super::expiry;
+use super::{breadth, expiry};
 use crate::cluster::{Cluster, ClusterError, Rmw};
 use crate::config::Consistency;
 use crate::protocol::{Command, ExpireSpec, Protocol, ReplyBuf};
@@ -35,6 +35,10 @@ pub fn is_routed(cmd: &Command<'_>) -> bool {
             | Command::Persist(_)
             | Command::Ttl(..)
             | Command::GetEx { .. }
+            | Command::Strlen(_)
+            | Command::GetRange(..)
+            | Command::Type(_)
+            | Command::Touch(_)
     )
 }
 
@@ -139,6 +143,23 @@ pub async fn run(
         Command::GetEx { key, ttl: None } => c.get(key, level).await.map(|entry| {
             out.value(entry.as_ref().and_then(|e| e.value.as_deref()));
         }),
+        Command::Strlen(key) => c.get(key, level).await.map(|entry| {
+            let len = entry.and_then(|e| e.value).map_or(0, |v| v.len());
+            out.integer(i64::try_from(len).unwrap_or(i64::MAX));
+        }),
+        Command::GetRange(key, start, end) => c.get(key, level).await.map(|entry| {
+            let value = entry.and_then(|e| e.value);
+            breadth::range_reply(out, value.as_deref(), start, end);
+        }),
+        Command::Type(key) => c
+            .get(key, level)
+            .await
+            .map(|entry| breadth::type_reply(out, entry.is_some())),
+        Command::Touch(keys) => join_all(keys.iter().map(|k| c.get(k, level)))
+            .await
+            .into_iter()
+            .try_fold(0i64, |n, r| r.map(|e| n + i64::from(e.is_some())))
+            .map(|n| out.integer(n)),
         Command::Ttl(key, report) => c.get(key, level).await.map(|entry| {
             let deadline = entry.map(|e| e.expires_at.map(|d| d.get()));
             out.ttl(expiry::report_ttl(deadline, ctx.store.now_ms(), report));

@@ -1,0 +1,58 @@
+//! STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the rest of Redis'
+//! everyday string-keyspace commands, on a full replica (a partitioned
+//! cluster runs the keyed ones through the coordinator, see `routed`).
+
+use super::super::context::ServerContext;
+use crate::protocol::commands::breadth::range_of;
+use crate::protocol::ReplyBuf;
+
+/// `STRLEN k`: the value's length (0 without the key).
+pub fn strlen(ctx: &ServerContext, out: &mut ReplyBuf, key: &[u8]) {
+    let len = ctx.store.get_with(key, |v| v.map_or(0, <[u8]>::len));
+    out.integer(i64::try_from(len).unwrap_or(i64::MAX));
+}
+
+/// `GETRANGE k start end`: the bytes in range (empty without the key).
+pub fn getrange(ctx: &ServerContext, out: &mut ReplyBuf, key: &[u8], start: i64, end: i64) {
+    ctx.store.get_with(key, |v| range_reply(out, v, start, end));
+}
+
+/// Encodes `GETRANGE`'s reply for `value`.
+pub fn range_reply(out: &mut ReplyBuf, value: Option<&[u8]>, start: i64, end: i64) {
+    let value = value.unwrap_or_default();
+    let part = range_of(value.len(), start, end).map_or(&[][..], |r| &value[r]);
+    out.value(Some(part));
+}
+
+/// `TYPE k`: `string`, or `none` without the key.
+pub fn type_of(ctx: &ServerContext, out: &mut ReplyBuf, key: &[u8]) {
+    type_reply(out, ctx.store.contains(key));
+}
+
+/// Encodes `TYPE`'s reply.
+pub fn type_reply(out: &mut ReplyBuf, exists: bool) {
+    out.status(if exists { "string" } else { "none" });
+}
+
+/// `TOUCH k …`: how many of the keys exist (nothing else to update: no
+/// LRU clock is kept).
+pub fn touch(ctx: &ServerContext, out: &mut ReplyBuf, keys: &[&[u8]]) {
+    let n = keys.iter().filter(|k| ctx.store.contains(k)).count();
+    out.integer(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// `RANDOMKEY`: a live key of this node, or nil.
+pub fn random_key(ctx: &ServerContext, out: &mut ReplyBuf) {
+    let key = ctx.store.random_key();
+    out.value(key.as_deref());
+}
+
+/// `TIME`: the node's clock as `[unix seconds, microseconds]`.
+pub fn time(out: &mut ReplyBuf) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs().to_string();
+    let micros = now.subsec_micros().to_string();
+    out.string_array(&[secs.as_bytes(), micros.as_bytes()]);
+}

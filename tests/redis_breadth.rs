@@ -1,0 +1,101 @@
+//! Redis' everyday string commands beyond GET/SET, byte for byte against
+//! our node and, where installed (always under CI), the real redis-server
+//! in the same test; the same keyed commands through a partitioned
+//! cluster's coordinator.
+
+mod common;
+
+use common::redis::{check_script, reply, Redis};
+use common::{Client, NodeProcess, NodeSpec};
+
+/// A script with only deterministic replies (RANDOMKEY and TIME are
+/// checked by shape below).
+fn script() -> Vec<(Vec<&'static str>, &'static str)> {
+    vec![
+        (vec!["SET", "s", "Hello World"], "+OK\r\n"),
+        (vec!["STRLEN", "s"], ":11\r\n"),
+        (vec!["STRLEN", "missing"], ":0\r\n"),
+        (
+            vec!["STRLEN"],
+            "-ERR wrong number of arguments for 'strlen' command\r\n",
+        ),
+        (vec!["GETRANGE", "s", "0", "3"], "$4\r\nHell\r\n"),
+        (vec!["GETRANGE", "s", "-3", "-1"], "$3\r\nrld\r\n"),
+        (vec!["GETRANGE", "s", "0", "-1"], "$11\r\nHello World\r\n"),
+        (vec!["GETRANGE", "s", "10", "100"], "$1\r\nd\r\n"),
+        (vec!["GETRANGE", "s", "5", "3"], "$0\r\n\r\n"),
+        (vec!["GETRANGE", "missing", "0", "-1"], "$0\r\n\r\n"),
+        (
+            vec!["GETRANGE", "s", "x", "1"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (vec!["SUBSTR", "s", "6", "-1"], "$5\r\nWorld\r\n"),
+        (vec!["TYPE", "s"], "+string\r\n"),
+        (vec!["TYPE", "missing"], "+none\r\n"),
+        (vec!["TOUCH", "s", "missing", "s"], ":2\r\n"),
+        (vec!["GETSET", "s", "new"], "$11\r\nHello World\r\n"),
+        (vec!["GETSET", "fresh", "v"], "$-1\r\n"),
+        (vec!["GET", "fresh"], "$1\r\nv\r\n"),
+        (vec!["SET", "t", "v", "EX", "100"], "+OK\r\n"),
+        (vec!["GETSET", "t", "w"], "$1\r\nv\r\n"),
+        (vec!["TTL", "t"], ":-1\r\n"),
+        (
+            vec!["GETSET", "t"],
+            "-ERR wrong number of arguments for 'getset' command\r\n",
+        ),
+    ]
+}
+
+#[test]
+fn string_commands_answer_byte_for_byte_as_redis_does() {
+    let node = NodeProcess::start(NodeSpec::new("breadth"));
+    let redis = Redis::start();
+    let mut ours = Client::connect(node.port);
+    let mut theirs = redis.as_ref().map(|r| Client::connect(r.port));
+    check_script(&mut ours, theirs.as_mut(), &script());
+    // RANDOMKEY and TIME vary: their shapes.
+    let key = reply(&mut ours, &["RANDOMKEY"], 1);
+    assert_eq!(key, "$");
+    let len: usize = ours.line().trim().parse().expect("bulk length");
+    let name = ours.line();
+    assert!(
+        ["s", "fresh", "t"].contains(&name.trim()),
+        "{name:?} ({len})"
+    );
+    assert_eq!(reply(&mut ours, &["TIME"], 4), "*2\r\n");
+    let mut parts = Vec::new();
+    for _ in 0..2 {
+        let _len = ours.line();
+        parts.push(ours.line().trim().parse::<u64>().expect("a number"));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        parts[0].abs_diff(now) <= 5 && parts[1] < 1_000_000,
+        "{parts:?}"
+    );
+    // An empty node has no random key.
+    let empty = NodeProcess::start(NodeSpec::new("empty"));
+    let mut e = Client::connect(empty.port);
+    assert_eq!(reply(&mut e, &["RANDOMKEY"], 5), "$-1\r\n");
+    // Other data types are refused by name, and the connection goes on.
+    let lpush = reply(&mut ours, &["LPUSH", "l", "a"], 5);
+    assert_eq!(lpush, "-ERR ");
+    let rest = ours.line();
+    assert!(
+        rest.starts_with("'lpush' is not supported: MerkleKV stores strings only"),
+        "{rest}"
+    );
+    assert_eq!(reply(&mut ours, &["PING"], 7), "+PONG\r\n");
+}
+
+#[test]
+fn string_commands_through_a_partitioned_cluster() {
+    let started = common::cluster::start_cluster(3, 2);
+    let mut first = Client::connect(started.nodes[0].port);
+    let mut other = Client::connect(started.nodes[2].port);
+    check_script(&mut first, None, &script()[..1]);
+    check_script(&mut other, None, &script()[1..]);
+}
