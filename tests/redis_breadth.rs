@@ -43,6 +43,29 @@ fn script() -> Vec<(Vec<&'static str>, &'static str)> {
             vec!["GETSET", "t"],
             "-ERR wrong number of arguments for 'getset' command\r\n",
         ),
+        (vec!["SET", "g", "v"], "+OK\r\n"),
+        (vec!["GETDEL", "g"], "$1\r\nv\r\n"),
+        (vec!["GET", "g"], "$-1\r\n"),
+        (vec!["GETDEL", "g"], "$-1\r\n"),
+        (vec!["SET", "r", "Hello World"], "+OK\r\n"),
+        (vec!["SETRANGE", "r", "6", "Redis"], ":11\r\n"),
+        (vec!["GET", "r"], "$11\r\nHello Redis\r\n"),
+        (vec!["SETRANGE", "r", "1", ""], ":11\r\n"),
+        (vec!["SETRANGE", "pad", "3", "x"], ":4\r\n"),
+        (vec!["GET", "pad"], "$4\r\n\0\0\0x\r\n"),
+        (vec!["SETRANGE", "nothing", "0", ""], ":0\r\n"),
+        (vec!["EXISTS", "nothing"], ":0\r\n"),
+        (
+            vec!["SETRANGE", "r", "-1", "x"],
+            "-ERR offset is out of range\r\n",
+        ),
+        (
+            vec!["SETRANGE", "r", "y", "x"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (vec!["SET", "e", "v", "EX", "100"], "+OK\r\n"),
+        (vec!["SETRANGE", "e", "0", "w"], ":1\r\n"),
+        (vec!["TTL", "e"], ":100\r\n"),
     ]
 }
 
@@ -59,7 +82,7 @@ fn string_commands_answer_byte_for_byte_as_redis_does() {
     let len: usize = ours.line().trim().parse().expect("bulk length");
     let name = ours.line();
     assert!(
-        ["s", "fresh", "t"].contains(&name.trim()),
+        ["s", "fresh", "t", "r", "pad", "e"].contains(&name.trim()),
         "{name:?} ({len})"
     );
     assert_eq!(reply(&mut ours, &["TIME"], 4), "*2\r\n");
@@ -76,6 +99,12 @@ fn string_commands_answer_byte_for_byte_as_redis_does() {
         parts[0].abs_diff(now) <= 5 && parts[1] < 1_000_000,
         "{parts:?}"
     );
+    // SETRANGE far beyond the value size limit is refused before anything
+    // is allocated, and the node goes on.
+    let huge = reply(&mut ours, &["SETRANGE", "h", "100000000000", "x"], 5);
+    assert_eq!(huge, "-ERR ");
+    let _ = ours.line();
+    assert_eq!(reply(&mut ours, &["EXISTS", "h"], 4), ":0\r\n");
     // An empty node has no random key.
     let empty = NodeProcess::start(NodeSpec::new("empty"));
     let mut e = Client::connect(empty.port);

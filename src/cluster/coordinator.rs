@@ -70,6 +70,17 @@ pub enum Rmw<'a> {
         /// Condition.
         when: SetWhen,
     },
+    /// GETDEL.
+    GetDel(&'a [u8]),
+    /// SETRANGE: `bytes` at `offset`.
+    SetRange {
+        /// Key.
+        key: &'a [u8],
+        /// Where.
+        offset: usize,
+        /// What.
+        bytes: &'a [u8],
+    },
     /// EXPIRE / PERSIST / GETEX with an option: a new deadline (`None`:
     /// none) for a live key.
     Expire {
@@ -88,6 +99,7 @@ impl<'a> Rmw<'a> {
         match *self {
             Rmw::Increment(k, _) | Rmw::Append(k, _, _) | Rmw::Prepend(k, _, _) => k,
             Rmw::SetWith { key, .. } | Rmw::Expire { key, .. } => key,
+            Rmw::GetDel(key) | Rmw::SetRange { key, .. } => key,
         }
     }
 
@@ -124,6 +136,8 @@ impl<'a> Rmw<'a> {
                 deadline,
                 when,
             },
+            Rmw::GetDel(key) => WriteOp::GetDel { key },
+            Rmw::SetRange { key, offset, bytes } => WriteOp::SetRange { key, offset, bytes },
         }
     }
 }

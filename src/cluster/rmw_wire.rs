@@ -48,6 +48,12 @@ pub fn to_request(rmw: Rmw<'_>, level: Consistency) -> proto::ExecuteRequest {
                 SetWhen::Present => 2,
             };
         }
+        Rmw::GetDel(_) => request.kind = Kind::GetDel as i32,
+        Rmw::SetRange { offset, bytes, .. } => {
+            request.kind = Kind::SetRange as i32;
+            request.delta = i64::try_from(offset).unwrap_or(i64::MAX);
+            request.operand = bytes.to_vec();
+        }
         Rmw::Expire { deadline, when, .. } => {
             request.kind = Kind::Expire as i32;
             request.deadline_unix_ms = deadline.map_or(0, NonZeroU64::get);
@@ -88,6 +94,12 @@ pub fn from_request(req: &proto::ExecuteRequest) -> Result<Option<Rmw<'_>>, Stri
                 2 => SetWhen::Present,
                 n => return Err(format!("unknown SET condition {n}")),
             },
+        },
+        Kind::GetDel => Rmw::GetDel(&req.key),
+        Kind::SetRange => Rmw::SetRange {
+            key: &req.key,
+            offset: usize::try_from(req.delta).map_err(|_| format!("bad offset {}", req.delta))?,
+            bytes: &req.operand,
         },
         Kind::Expire => Rmw::Expire {
             key: &req.key,
@@ -132,16 +144,19 @@ pub enum Answer {
 /// Reads the primary's answer to `rmw` back.
 pub fn from_response(answer: proto::ExecuteResponse, rmw: Rmw<'_>) -> Result<WriteResult, Answer> {
     match (answer.outcome, rmw) {
-        (Some(Outcome::Number(n)), Rmw::Increment(..)) => Ok(WriteResult::Number(n)),
+        (Some(Outcome::Number(n)), Rmw::Increment(..) | Rmw::SetRange { .. }) => {
+            Ok(WriteResult::Number(n))
+        }
         (Some(Outcome::Value(v)), Rmw::Append(..) | Rmw::Prepend(..)) => {
             Ok(WriteResult::Value(v.into()))
         }
-        (Some(Outcome::Conditional(c)), Rmw::SetWith { .. } | Rmw::Expire { .. }) => {
-            Ok(WriteResult::Conditional {
-                written: c.written,
-                old: c.old.map(Vec::into_boxed_slice),
-            })
-        }
+        (
+            Some(Outcome::Conditional(c)),
+            Rmw::SetWith { .. } | Rmw::Expire { .. } | Rmw::GetDel(_),
+        ) => Ok(WriteResult::Conditional {
+            written: c.written,
+            old: c.old.map(Vec::into_boxed_slice),
+        }),
         (Some(Outcome::Error(e)), _) => Err(Answer::Refused(e)),
         _ => Err(Answer::WrongKind),
     }
@@ -179,6 +194,12 @@ mod tests {
                 key: b"k",
                 deadline: None,
                 when: ExpireWhen::Always,
+            },
+            Rmw::GetDel(b"k"),
+            Rmw::SetRange {
+                key: b"k",
+                offset: 7,
+                bytes: b"xyz",
             },
         ];
         for rmw in cases {

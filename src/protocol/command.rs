@@ -130,6 +130,10 @@ pub enum Command<'a> {
     },
     /// `STRLEN k`
     Strlen(&'a [u8]),
+    /// `GETDEL k`
+    GetDel(&'a [u8]),
+    /// `SETRANGE k offset value`
+    SetRange(&'a [u8], usize, &'a [u8]),
     /// `GETRANGE k start end` (and its old name `SUBSTR`).
     GetRange(&'a [u8], i64, i64),
     /// `TYPE k`: `string` or `none`.
@@ -290,6 +294,9 @@ pub enum CommandError {
     /// A time to live that is not positive or out of range (Redis wording).
     #[error("invalid expire time in '{0}' command")]
     InvalidExpireTime(&'static str),
+    /// RESP: a negative `SETRANGE` offset (Redis wording).
+    #[error("offset is out of range")]
+    OffsetOutOfRange,
     /// RESP: a `SCAN` cursor that is not an unsigned integer (Redis wording).
     #[error("invalid cursor")]
     InvalidCursor,

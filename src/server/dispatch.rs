@@ -49,6 +49,10 @@ pub fn execute<'a>(
         Command::Expire { key, spec, when } => expiry::expire(ctx, session, out, key, spec, when),
         Command::Persist(key) => expiry::persist(ctx, session, out, key),
         Command::Strlen(key) => breadth::strlen(ctx, out, key),
+        Command::GetDel(key) => breadth::getdel(ctx, session, out, key),
+        Command::SetRange(key, offset, bytes) => {
+            breadth::setrange(ctx, session, out, key, offset, bytes)
+        }
         Command::GetRange(key, start, end) => breadth::getrange(ctx, out, key, start, end),
         Command::Type(key) => breadth::type_of(ctx, out, key),
         Command::Touch(keys) => breadth::touch(ctx, out, &keys),

@@ -5,6 +5,10 @@ use std::num::NonZeroU64;
 
 use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
 
+/// The longest value `SETRANGE` builds, whatever the configured limit
+/// (Redis' `proto-max-bulk-len`).
+const MAX_SETRANGE_BYTES: usize = 512 << 20;
+
 /// What a write does to the key's time to live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -106,6 +110,22 @@ pub enum WriteOp<'a> {
         /// When to write.
         when: SetWhen,
     },
+    /// Delete a key, answering its value (`GETDEL`).
+    GetDel {
+        /// Key.
+        key: &'a [u8],
+    },
+    /// Overwrite part of the value from `offset`, zero-padding a shorter
+    /// one (`SETRANGE`; missing = empty, and an empty `bytes` on a missing
+    /// key writes nothing). The deadline stays.
+    SetRange {
+        /// Key.
+        key: &'a [u8],
+        /// Where `bytes` go.
+        offset: usize,
+        /// The bytes written.
+        bytes: &'a [u8],
+    },
     /// Set (`Some`) or remove (`None`, `PERSIST`) a live key's deadline,
     /// writing the same value with a new version. A deadline in the past
     /// expires the key at once.
@@ -204,6 +224,48 @@ fn apply_recording(
                 record(change);
             }
             WriteResult::Conditional { written: done, old }
+        }
+        WriteOp::GetDel { key } => {
+            let mut old = None;
+            let written = store.rewrite(key, collect, |current| {
+                old = current.map(|(v, _)| Box::<[u8]>::from(v));
+                Ok(current.map(|_| (None, None)))
+            })?;
+            let done = written.is_some();
+            if let Some(change) = written {
+                record(change);
+            }
+            WriteResult::Conditional { written: done, old }
+        }
+        WriteOp::SetRange { key, offset, bytes } => {
+            let mut length = 0usize;
+            let written = store.rewrite(key, collect, |current| {
+                let (old, deadline) = current.unwrap_or((&[], None));
+                if bytes.is_empty() {
+                    length = old.len();
+                    return Ok(None);
+                }
+                // Checked before anything is allocated: an offset is a
+                // client's number.
+                let too_large = StoreError::ValueTooLarge {
+                    limit: store.entry_rule.max_value_bytes,
+                };
+                let end = offset.checked_add(bytes.len()).ok_or(too_large.clone())?;
+                if !store.entry_rule.fits(end) || end > MAX_SETRANGE_BYTES {
+                    return Err(too_large);
+                }
+                let mut v = old.to_vec();
+                if v.len() < end {
+                    v.resize(end, 0);
+                }
+                v[offset..end].copy_from_slice(bytes);
+                length = v.len();
+                Ok(Some((Some(v.into_boxed_slice()), deadline)))
+            })?;
+            if let Some(change) = written {
+                record(change);
+            }
+            WriteResult::Number(i64::try_from(length).unwrap_or(i64::MAX))
         }
         WriteOp::Expire {
             key,

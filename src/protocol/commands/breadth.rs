@@ -1,5 +1,6 @@
 //! More of Redis' string commands (RESP only), answered as Redis 7 does:
-//! `GETSET`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TYPE`, `TOUCH`, `RANDOMKEY`,
+//! `GETSET`, `GETDEL`, `SETRANGE`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TYPE`,
+//! `TOUCH`, `RANDOMKEY`,
 //! `TIME`, and the data-type commands MerkleKV does not have, refused with
 //! an error that names the command and says why.
 
@@ -82,6 +83,11 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
             }))
         }),
         b"STRLEN" => r.arity(n == 1).map(|_| Command::Strlen(a[0])),
+        b"GETDEL" => r.arity(n == 1).map(|_| Command::GetDel(a[0])),
+        b"SETRANGE" => r.arity(n == 3).and_then(|_| {
+            let offset = usize::try_from(int(a[1])?).map_err(|_| CommandError::OffsetOutOfRange)?;
+            Ok(Command::SetRange(a[0], offset, a[2]))
+        }),
         b"GETRANGE" | b"SUBSTR" => r
             .arity(n == 3)
             .and_then(|_| Ok(Command::GetRange(a[0], int(a[1])?, int(a[2])?))),

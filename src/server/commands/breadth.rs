@@ -1,10 +1,50 @@
-//! STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the rest of Redis'
-//! everyday string-keyspace commands, on a full replica (a partitioned
+//! GETDEL, SETRANGE, STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the
+//! rest of Redis' everyday string-keyspace commands, on a full replica (a partitioned
 //! cluster runs the keyed ones through the coordinator, see `routed`).
 
 use super::super::context::ServerContext;
+use super::super::replies;
+use super::super::session::Session;
+use super::write::apply;
 use crate::protocol::commands::breadth::range_of;
 use crate::protocol::ReplyBuf;
+use crate::store::{WriteOp, WriteResult};
+
+/// `GETDEL k`: the value, and the key deleted.
+pub fn getdel(ctx: &ServerContext, session: &mut Session, out: &mut ReplyBuf, key: &[u8]) {
+    match apply(ctx, session, WriteOp::GetDel { key }) {
+        Ok(result) => getdel_reply(out, result),
+        Err(e) => {
+            replies::store_error(ctx, out, &e);
+        }
+    }
+}
+
+/// Encodes `GETDEL`'s reply.
+pub fn getdel_reply(out: &mut ReplyBuf, result: WriteResult) {
+    match result {
+        WriteResult::Conditional { old, .. } => out.value(old.as_deref()),
+        _ => out.value(None),
+    }
+}
+
+/// `SETRANGE k offset value`: the value's new length.
+pub fn setrange(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    key: &[u8],
+    offset: usize,
+    bytes: &[u8],
+) {
+    match apply(ctx, session, WriteOp::SetRange { key, offset, bytes }) {
+        Ok(WriteResult::Number(n)) => out.integer(n),
+        Ok(_) => out.integer(0),
+        Err(e) => {
+            replies::store_error(ctx, out, &e);
+        }
+    }
+}
 
 /// `STRLEN k`: the value's length (0 without the key).
 pub fn strlen(ctx: &ServerContext, out: &mut ReplyBuf, key: &[u8]) {

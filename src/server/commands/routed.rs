@@ -36,6 +36,8 @@ pub fn is_routed(cmd: &Command<'_>) -> bool {
             | Command::Ttl(..)
             | Command::GetEx { .. }
             | Command::Strlen(_)
+            | Command::GetDel(_)
+            | Command::SetRange(..)
             | Command::GetRange(..)
             | Command::Type(_)
             | Command::Touch(_)
@@ -143,6 +145,14 @@ pub async fn run(
         Command::GetEx { key, ttl: None } => c.get(key, level).await.map(|entry| {
             out.value(entry.as_ref().and_then(|e| e.value.as_deref()));
         }),
+        Command::GetDel(key) => c
+            .execute(Rmw::GetDel(key), level)
+            .await
+            .map(|r| breadth::getdel_reply(out, r)),
+        Command::SetRange(key, offset, bytes) => c
+            .execute(Rmw::SetRange { key, offset, bytes }, level)
+            .await
+            .map(|r| write_result(out, r)),
         Command::Strlen(key) => c.get(key, level).await.map(|entry| {
             let len = entry.and_then(|e| e.value).map_or(0, |v| v.len());
             out.integer(i64::try_from(len).unwrap_or(i64::MAX));
