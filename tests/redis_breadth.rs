@@ -120,6 +120,66 @@ fn string_commands_answer_byte_for_byte_as_redis_does() {
     assert_eq!(reply(&mut ours, &["PING"], 7), "+PONG\r\n");
 }
 
+/// Every key of a full SCAN, page by page with `COUNT count`.
+fn scan_all(c: &mut Client, count: &str) -> (std::collections::BTreeSet<String>, usize) {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_owned();
+    let mut pages = 0;
+    loop {
+        c.send(&common::redis::request(&["SCAN", &cursor, "COUNT", count]));
+        assert_eq!(c.line(), "*2\r\n");
+        let _ = c.line();
+        cursor = c.line().trim().to_owned();
+        let n: usize = c
+            .line()
+            .trim()
+            .trim_start_matches('*')
+            .parse()
+            .expect("array");
+        for _ in 0..n {
+            let _ = c.line();
+            keys.insert(c.line().trim().to_owned());
+        }
+        pages += 1;
+        if cursor == "0" {
+            return (keys, pages);
+        }
+        assert!(pages < 10_000, "SCAN never ended");
+    }
+}
+
+#[test]
+fn scan_pages_with_a_real_cursor_like_redis() {
+    let node = NodeProcess::start(NodeSpec::new("scan"));
+    let redis = Redis::start();
+    let mut clients = vec![Client::connect(node.port)];
+    if let Some(r) = &redis {
+        clients.push(Client::connect(r.port));
+    }
+    for c in clients.iter_mut() {
+        let load: String = (0..500)
+            .map(|i| {
+                let k = format!("key:{i}");
+                String::from_utf8(common::redis::request(&["SET", &k, "v"])).expect("utf8")
+            })
+            .collect();
+        c.send(load.as_bytes());
+        for _ in 0..500 {
+            assert_eq!(c.line(), "+OK\r\n");
+        }
+    }
+    let (ours, pages) = scan_all(&mut clients[0], "20");
+    assert_eq!(ours.len(), 500);
+    assert!(
+        (20..=60).contains(&pages),
+        "{pages} pages of COUNT 20 for 500 keys"
+    );
+    if clients.len() > 1 {
+        let (theirs, _) = scan_all(&mut clients[1], "20");
+        assert_eq!(ours, theirs, "the same keys as redis-server's SCAN");
+    }
+}
+
 #[test]
 fn string_commands_through_a_partitioned_cluster() {
     let started = common::cluster::start_cluster(3, 2);

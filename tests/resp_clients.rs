@@ -114,7 +114,8 @@ fn resp_replies_byte_for_byte() {
         (&[b"KEYS", b"m?x"], b"*1\r\n$3\r\nmax\r\n"),
         (
             &[b"SCAN", b"0", b"MATCH", b"*a*", b"COUNT", b"100"],
-            b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$3\r\nmax\r\n",
+            // One page (cursor 0 after it), keys in key-hash order.
+            b"*2\r\n$1\r\n0\r\n*2\r\n$3\r\nmax\r\n$1\r\na\r\n",
         ),
         (&[b"SCAN", b"0", b"TYPE", b"hash"], b"*2\r\n$1\r\n0\r\n*0\r\n"),
         (&[b"SCAN", b"abc"], b"-ERR invalid cursor\r\n"),

@@ -15,7 +15,6 @@
 //! level's replicas answer within `cluster.request_timeout_ms` the request
 //! fails with [`ClusterError::Unavailable`], never hangs.
 
-use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +26,11 @@ use super::hints::Hints;
 use super::link::{PeerLink, ReadAnswer};
 use super::membership::{Membership, RingView, Slot};
 use super::metrics::ClusterMetrics;
+use super::rmw::Rmw;
 use crate::config::Consistency;
 use crate::hooks::{BoxFuture, Durability};
 use crate::proto;
-use crate::store::{
-    Entry, ExpireWhen, MergeOutcome, SetWhen, Store, StoreError, Ttl, Version, WriteOp, WriteResult,
-};
+use crate::store::{Entry, MergeOutcome, Store, StoreError, Version, WriteOp, WriteResult};
 
 /// How requests are coordinated.
 #[derive(Debug, Clone, Copy)]
@@ -48,98 +46,6 @@ pub struct Settings {
     pub speculative_retry: Option<Duration>,
     /// Share of reads that also check the replicas they did not ask.
     pub read_repair_chance: f64,
-}
-
-/// A read-modify-write, run on the key's first live replica.
-#[derive(Debug, Clone, Copy)]
-pub enum Rmw<'a> {
-    /// INCR / DECR / INCRBY …
-    Increment(&'a [u8], i64),
-    /// APPEND (`line_safe`: refuse a result holding CR or LF).
-    Append(&'a [u8], &'a [u8], bool),
-    /// PREPEND.
-    Prepend(&'a [u8], &'a [u8], bool),
-    /// SET with a condition and/or a deadline (resolved by the coordinator).
-    SetWith {
-        /// Key.
-        key: &'a [u8],
-        /// Value.
-        value: &'a [u8],
-        /// Deadline handling.
-        ttl: Ttl,
-        /// Condition.
-        when: SetWhen,
-    },
-    /// GETDEL.
-    GetDel(&'a [u8]),
-    /// SETRANGE: `bytes` at `offset`.
-    SetRange {
-        /// Key.
-        key: &'a [u8],
-        /// Where.
-        offset: usize,
-        /// What.
-        bytes: &'a [u8],
-    },
-    /// EXPIRE / PERSIST / GETEX with an option: a new deadline (`None`:
-    /// none) for a live key.
-    Expire {
-        /// Key.
-        key: &'a [u8],
-        /// The new deadline.
-        deadline: Option<NonZeroU64>,
-        /// Condition.
-        when: ExpireWhen,
-    },
-}
-
-impl<'a> Rmw<'a> {
-    /// The key it writes.
-    pub fn key(&self) -> &'a [u8] {
-        match *self {
-            Rmw::Increment(k, _) | Rmw::Append(k, _, _) | Rmw::Prepend(k, _, _) => k,
-            Rmw::SetWith { key, .. } | Rmw::Expire { key, .. } => key,
-            Rmw::GetDel(key) | Rmw::SetRange { key, .. } => key,
-        }
-    }
-
-    fn op(&self) -> WriteOp<'a> {
-        match *self {
-            Rmw::Increment(key, delta) => WriteOp::Increment { key, delta },
-            Rmw::Append(key, suffix, line_safe) => WriteOp::Append {
-                key,
-                suffix,
-                line_safe,
-            },
-            Rmw::Prepend(key, prefix, line_safe) => WriteOp::Prepend {
-                key,
-                prefix,
-                line_safe,
-            },
-            Rmw::SetWith {
-                key,
-                value,
-                ttl,
-                when,
-            } => WriteOp::SetWith {
-                key,
-                value,
-                ttl,
-                when,
-            },
-            Rmw::Expire {
-                key,
-                deadline,
-                when,
-            } => WriteOp::Expire {
-                key,
-                deadline,
-                when,
-            },
-            Rmw::GetDel(key) => WriteOp::GetDel { key },
-            Rmw::SetRange { key, offset, bytes } => WriteOp::SetRange { key, offset, bytes },
-        }
-    }
 }
 
 /// Where one replica of a key is.

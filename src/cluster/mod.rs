@@ -20,6 +20,7 @@ pub mod membership;
 mod metrics;
 pub mod repair;
 pub mod ring;
+pub mod rmw;
 mod rmw_wire;
 pub mod service;
 mod wire_error;
@@ -29,11 +30,12 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-pub use coordinator::{Coordinator, Rmw};
+pub use coordinator::Coordinator;
 pub use error::{ClusterError, PeerError};
 pub use membership::{Membership, RingView, Slot};
 pub use metrics::ClusterMetrics;
 pub use ring::{Replicas, Ring, TokenRange, MAX_REPLICATION_FACTOR};
+pub use rmw::Rmw;
 
 use crate::config::Config;
 use crate::hooks::Durability;

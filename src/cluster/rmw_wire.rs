@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU64;
 
-use super::coordinator::Rmw;
+use super::rmw::Rmw;
 use crate::config::Consistency;
 use crate::proto;
 use crate::proto::execute_request::Kind;

@@ -162,10 +162,18 @@ pub enum Command<'a> {
     Scan(&'a [u8]),
     /// RESP `KEYS pattern` (Redis glob).
     Keys(&'a [u8]),
-    /// RESP `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: answered in one
-    /// page (cursor `0`) with every key matching `pattern`; `None` when a
-    /// `TYPE` other than `string` was asked for (nothing matches).
-    ScanCursor(Option<&'a [u8]>),
+    /// RESP `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: a page of
+    /// about `count` keys from `cursor` on (keys in key-hash order; the
+    /// cursor is where the next page starts).
+    ScanCursor {
+        /// Where this page starts (`0`: the beginning).
+        cursor: u64,
+        /// Keys must match (`None`: a `TYPE` other than `string`, nothing
+        /// matches).
+        pattern: Option<&'a [u8]>,
+        /// How many keys to look at (Redis' hint).
+        count: usize,
+    },
     /// `DBSIZE`
     DbSize,
     /// `PING [msg]`

@@ -377,11 +377,11 @@ mod tests {
         );
         assert_eq!(
             cmd(&[b"SCAN", b"0", b"MATCH", b"u*", b"COUNT", b"10"]),
-            Ok("ScanCursor(Some([117, 42]))".into())
+            Ok("ScanCursor { cursor: 0, pattern: Some([117, 42]), count: 10 }".into())
         );
         assert_eq!(
             cmd(&[b"SCAN", b"0", b"TYPE", b"hash"]),
-            Ok("ScanCursor(None)".into())
+            Ok("ScanCursor { cursor: 0, pattern: None, count: 10 }".into())
         );
         assert_eq!(cmd(&[b"SCAN", b"x"]), Err("invalid cursor".into()));
         assert_eq!(cmd(&[b"SCAN", b"0", b"MATCH"]), Err("syntax error".into()));

@@ -69,7 +69,11 @@ pub fn execute<'a>(
         Command::Exists(keys) => strings::exists(ctx, out, &keys),
         Command::Scan(prefix) => keyspace::scan_prefix(ctx, out, prefix),
         Command::Keys(pattern) => keyspace::keys(ctx, out, pattern),
-        Command::ScanCursor(pattern) => keyspace::scan_cursor(ctx, out, pattern),
+        Command::ScanCursor {
+            cursor,
+            pattern,
+            count,
+        } => keyspace::scan_cursor(ctx, out, cursor, pattern, count),
         Command::DbSize => keyspace::dbsize(ctx, out),
         Command::Flush => keyspace::flush(ctx, session, out),
         Command::Hash(prefix) => keyspace::hash(ctx, out, prefix),

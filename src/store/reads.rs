@@ -31,16 +31,6 @@ impl Store {
         Some(value)
     }
 
-    /// The live value of `key` and its deadline (`None`: no time to live),
-    /// or `None` when the key is absent or expired.
-    pub fn get_with_deadline(&self, key: &[u8]) -> Option<(Vec<u8>, Option<u64>)> {
-        let loc = self.locate(key);
-        let shard = self.shards[loc.shard].read();
-        let slot = shard.get(key)?;
-        let value = self.live_value(slot)?;
-        Some((value.to_vec(), slot.expires_at().map(|d| d.get())))
-    }
-
     /// `key`'s deadline in unix milliseconds: `None` when the key is absent
     /// or expired, `Some(None)` when it has no time to live.
     pub fn deadline(&self, key: &[u8]) -> Option<Option<u64>> {
@@ -73,6 +63,49 @@ impl Store {
             }
         }
         None
+    }
+
+    /// One page of `SCAN`: the live keys whose hash is at or after
+    /// `cursor`, in key-hash order, about `count` of them (every key of the
+    /// last hash taken is included), and the cursor of the next page (`0`
+    /// when this was the last). Keys are ordered by their stable hash,
+    /// which a write never changes, so a key present for a whole scan is
+    /// returned by it, whatever else is written meanwhile (Redis'
+    /// guarantee); a key written or deleted meanwhile may or may not be.
+    /// The lock shards split the hash space in order, so a page reads one
+    /// shard after another from the cursor's.
+    pub fn scan_page(&self, cursor: u64, count: usize) -> (Vec<Box<[u8]>>, u64) {
+        let count = count.max(1);
+        let mut page: Vec<(u64, Box<[u8]>)> = Vec::new();
+        let mut shard = (cursor >> (64 - self.shard_bits)) as usize;
+        while shard < self.shards.len() && page.len() < count {
+            let map = self.shards[shard].read();
+            let mut here: Vec<(u64, Box<[u8]>)> = map
+                .iter()
+                .filter(|(_, s)| self.live_value(s).is_some())
+                .map(|(k, _)| (key_hash(k), Box::from(k.as_slice())))
+                .filter(|(hash, _)| *hash >= cursor)
+                .collect();
+            drop(map);
+            here.sort_unstable();
+            page.extend(here);
+            shard += 1;
+        }
+        if page.len() <= count && shard == self.shards.len() {
+            return (page.into_iter().map(|(_, k)| k).collect(), 0);
+        }
+        // Cut after `count` keys, keeping every key of the cut's hash.
+        let mut cut = count.min(page.len());
+        while cut < page.len() && cut > 0 && page[cut].0 == page[cut - 1].0 {
+            cut += 1;
+        }
+        let next = match (page.get(cut), page[..cut].last()) {
+            (Some((hash, _)), _) => *hash,
+            (None, Some((hash, _))) if *hash < u64::MAX => hash + 1,
+            _ => 0,
+        };
+        page.truncate(cut);
+        (page.into_iter().map(|(_, k)| k).collect(), next)
     }
 
     /// A copy of the live value of `key`.

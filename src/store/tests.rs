@@ -486,3 +486,46 @@ fn short_keys_are_stored_inline_and_long_ones_round_trip() {
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// SCAN's guarantee: a key present for the whole scan is returned by
+    /// it, whatever is written and deleted between pages.
+    #[test]
+    fn scan_pages_return_every_key_present_throughout(
+        count in 1usize..50,
+        stable in 1usize..400,
+        churn in proptest::collection::vec((0u32..2000, any::<bool>()), 0..300),
+    ) {
+        let s = store("a");
+        for i in 0..stable {
+            set(&s, &format!("stable:{i}"), "v");
+        }
+        let mut seen: std::collections::HashSet<Box<[u8]>> = std::collections::HashSet::new();
+        let mut churn = churn.into_iter();
+        let mut cursor = 0;
+        for pages in 0.. {
+            prop_assert!(pages < 100_000, "the scan never ended");
+            let (keys, next) = s.scan_page(cursor, count);
+            prop_assert!(keys.len() <= count + 4, "a page of {} for COUNT {count}", keys.len());
+            seen.extend(keys);
+            for (n, delete) in churn.by_ref().take(5) {
+                let key = format!("churn:{n}");
+                if delete {
+                    s.apply_local(WriteOp::Delete { key: key.as_bytes() }).expect("del");
+                } else {
+                    set(&s, &key, "x");
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        for i in 0..stable {
+            let key = format!("stable:{i}");
+            prop_assert!(seen.contains(key.as_bytes()), "{key} was missed");
+        }
+    }
+}

@@ -47,11 +47,12 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`.
 fn scan<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
-    std::str::from_utf8(args[0])
+    let cursor = std::str::from_utf8(args[0])
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
         .ok_or(CommandError::InvalidCursor)?;
     let mut pattern: Option<&[u8]> = Some(b"*");
+    let mut count = 10usize;
     for option in args[1..].chunks(2) {
         let [name, value] = option else {
             return Err(CommandError::Syntax);
@@ -61,9 +62,11 @@ fn scan<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
                 pattern = Some(value);
             }
         } else if name.eq_ignore_ascii_case(b"COUNT") {
-            if int(value)? < 1 {
+            let n = int(value)?;
+            if n < 1 {
                 return Err(CommandError::Syntax);
             }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
         } else if name.eq_ignore_ascii_case(b"TYPE") {
             if !value.eq_ignore_ascii_case(b"string") {
                 pattern = None;
@@ -72,5 +75,9 @@ fn scan<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
             return Err(CommandError::Syntax);
         }
     }
-    Ok(Command::ScanCursor(pattern))
+    Ok(Command::ScanCursor {
+        cursor,
+        pattern,
+        count,
+    })
 }

@@ -19,9 +19,19 @@ pub fn keys(ctx: &ServerContext, out: &mut ReplyBuf, pattern: &[u8]) {
 }
 
 /// RESP `SCAN cursor [MATCH pattern] …`: every match in one page.
-pub fn scan_cursor(ctx: &ServerContext, out: &mut ReplyBuf, pattern: Option<&[u8]>) {
-    let keys = pattern.map_or_else(Vec::new, |p| matching_keys(ctx, p));
-    out.scan_page(0, &keys);
+pub fn scan_cursor(
+    ctx: &ServerContext,
+    out: &mut ReplyBuf,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    count: usize,
+) {
+    let (mut keys, next) = ctx.store.scan_page(cursor, count);
+    match pattern {
+        Some(p) => keys.retain(|k| glob::matches(p, k)),
+        None => keys.clear(),
+    }
+    out.scan_page(next, &keys);
 }
 
 /// `DBSIZE`
