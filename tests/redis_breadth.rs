@@ -76,13 +76,31 @@ fn string_commands_answer_byte_for_byte_as_redis_does() {
     let mut ours = Client::connect(node.port);
     let mut theirs = redis.as_ref().map(|r| Client::connect(r.port));
     check_script(&mut ours, theirs.as_mut(), &script());
+    // MSETNX: all or nothing (a full replica only; see the cluster test).
+    let msetnx: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["MSETNX", "m1", "1", "m2", "2"], ":1\r\n"),
+        (vec!["MSETNX", "m2", "3", "m3", "4"], ":0\r\n"),
+        (vec!["GET", "m3"], "$-1\r\n"),
+        (vec!["GET", "m2"], "$1\r\n2\r\n"),
+        (vec!["MSETNX", "d", "1", "d", "2"], ":1\r\n"),
+        (vec!["GET", "d"], "$1\r\n2\r\n"),
+        (
+            vec!["MSETNX", "m9"],
+            "-ERR wrong number of arguments for 'msetnx' command\r\n",
+        ),
+        (
+            vec!["MSETNX", "m9", "1", "m8"],
+            "-ERR wrong number of arguments for 'msetnx' command\r\n",
+        ),
+    ];
+    check_script(&mut ours, theirs.as_mut(), &msetnx);
     // RANDOMKEY and TIME vary: their shapes.
     let key = reply(&mut ours, &["RANDOMKEY"], 1);
     assert_eq!(key, "$");
     let len: usize = ours.line().trim().parse().expect("bulk length");
     let name = ours.line();
     assert!(
-        ["s", "fresh", "t", "r", "pad", "e"].contains(&name.trim()),
+        ["s", "fresh", "t", "r", "pad", "e", "m1", "m2", "d"].contains(&name.trim()),
         "{name:?} ({len})"
     );
     assert_eq!(reply(&mut ours, &["TIME"], 4), "*2\r\n");
@@ -187,4 +205,15 @@ fn string_commands_through_a_partitioned_cluster() {
     let mut other = Client::connect(started.nodes[2].port);
     check_script(&mut first, None, &script()[..1]);
     check_script(&mut other, None, &script()[1..]);
+    // MSETNX is refused there, clearly, and nothing is written.
+    assert_eq!(
+        reply(&mut other, &["MSETNX", "x1", "1", "x2", "2"], 5),
+        "-ERR "
+    );
+    let rest = other.line();
+    assert!(
+        rest.starts_with("MSETNX is not supported in a partitioned cluster"),
+        "{rest}"
+    );
+    assert_eq!(reply(&mut first, &["EXISTS", "x1", "x2"], 4), ":0\r\n");
 }

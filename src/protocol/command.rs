@@ -128,6 +128,8 @@ pub enum Command<'a> {
         /// A new time to live (`Clear` for `PERSIST`), or none.
         ttl: Option<ExpireSpec>,
     },
+    /// `MSETNX k1 v1 k2 v2 …`
+    MSetNx(Vec<(&'a [u8], &'a [u8])>),
     /// `STRLEN k`
     Strlen(&'a [u8]),
     /// `GETDEL k`

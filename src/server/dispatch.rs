@@ -50,6 +50,7 @@ pub fn execute<'a>(
         Command::Persist(key) => expiry::persist(ctx, session, out, key),
         Command::Strlen(key) => breadth::strlen(ctx, out, key),
         Command::GetDel(key) => breadth::getdel(ctx, session, out, key),
+        Command::MSetNx(pairs) => breadth::msetnx(ctx, session, out, &pairs),
         Command::SetRange(key, offset, bytes) => {
             breadth::setrange(ctx, session, out, key, offset, bytes)
         }

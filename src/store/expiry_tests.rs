@@ -292,3 +292,47 @@ fn a_tick_converts_at_most_its_budget_and_the_next_goes_on() {
     assert_eq!(s.len(), 0);
     assert_eq!(s.entry_count(), 5_000, "kept as tombstones");
 }
+
+#[test]
+fn msetnx_writes_all_keys_or_none() {
+    let s = store("a");
+    let pairs: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"b", b"2")];
+    let (r, changes) = s
+        .apply_local(WriteOp::MultiSetIfAbsent { pairs: &pairs })
+        .expect("msetnx");
+    assert_eq!(
+        r,
+        WriteResult::Conditional {
+            written: true,
+            old: None
+        }
+    );
+    assert_eq!(changes.len(), 2);
+    let pairs: Vec<(&[u8], &[u8])> = vec![(b"c", b"3"), (b"b", b"9")];
+    let (r, changes) = s
+        .apply_local(WriteOp::MultiSetIfAbsent { pairs: &pairs })
+        .expect("msetnx");
+    assert_eq!(
+        r,
+        WriteResult::Conditional {
+            written: false,
+            old: None
+        }
+    );
+    assert!(changes.is_empty());
+    assert_eq!(s.get(b"c"), None);
+    assert_eq!(s.get(b"b").as_deref(), Some(&b"2"[..]));
+    // An expired key counts as absent.
+    set_ttl(&s, b"e", b"v", at(1), SetWhen::Always);
+    let pairs: Vec<(&[u8], &[u8])> = vec![(b"e", b"w")];
+    let (r, _) = s
+        .apply_local(WriteOp::MultiSetIfAbsent { pairs: &pairs })
+        .expect("msetnx");
+    assert_eq!(
+        r,
+        WriteResult::Conditional {
+            written: true,
+            old: None
+        }
+    );
+}

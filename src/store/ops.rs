@@ -96,6 +96,12 @@ pub enum WriteOp<'a> {
         /// Key-value pairs, in order.
         pairs: &'a [(&'a [u8], &'a [u8])],
     },
+    /// Set several keys only when none of them exists (`MSETNX`): all of
+    /// them or none, atomically (their shard locks are held together).
+    MultiSetIfAbsent {
+        /// Key-value pairs, in order.
+        pairs: &'a [(&'a [u8], &'a [u8])],
+    },
     /// Delete every live key (replicated as tombstones).
     Flush,
     /// SET with options: a time to live, a condition, and the old value
@@ -342,6 +348,10 @@ fn apply_recording(
             }
             WriteResult::Stored
         }
+        WriteOp::MultiSetIfAbsent { pairs } => {
+            let written = store.set_all_if_absent(pairs, collect, record)?;
+            WriteResult::Conditional { written, old: None }
+        }
         WriteOp::Flush => {
             let mut flushed = 0u64;
             for shard_index in 0..store.shards.len() {
@@ -410,6 +420,37 @@ fn join(
 }
 
 impl Store {
+    /// `MSETNX`: takes the write locks of every shard the keys live in (in
+    /// shard order; no other path holds two at once), writes every pair
+    /// when no key is live, nothing otherwise. Returns whether it wrote.
+    fn set_all_if_absent(
+        &self,
+        pairs: &[(&[u8], &[u8])],
+        collect: bool,
+        record: &mut impl FnMut(Option<Change>),
+    ) -> Result<bool, StoreError> {
+        let mut shards: Vec<usize> = pairs.iter().map(|(k, _)| self.locate(k).shard).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut guards: Vec<_> = shards.iter().map(|&i| self.shards[i].write()).collect();
+        let guard_of = |shard: usize| shards.binary_search(&shard).unwrap_or(0);
+        let any_live = pairs.iter().any(|(key, _)| {
+            let loc = self.locate(key);
+            guards[guard_of(loc.shard)]
+                .get(*key)
+                .is_some_and(|s| self.live_value(s).is_some())
+        });
+        if any_live {
+            return Ok(false);
+        }
+        for (key, value) in pairs {
+            let loc = self.locate(key);
+            let shard = &mut guards[guard_of(loc.shard)];
+            record(self.stamp_and_write(shard, loc, key, Some((*value).into()), None, collect)?);
+        }
+        Ok(true)
+    }
+
     /// Read-modify-write of one key under its shard lock: `compute` sees the
     /// live value (or `None`) and returns the new value (or `None` for a
     /// tombstone); `ttl` says whether a live key's deadline stays (INCR,

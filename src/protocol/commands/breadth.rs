@@ -1,5 +1,5 @@
 //! More of Redis' string commands (RESP only), answered as Redis 7 does:
-//! `GETSET`, `GETDEL`, `SETRANGE`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TYPE`,
+//! `GETSET`, `GETDEL`, `SETRANGE`, `MSETNX`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TYPE`,
 //! `TOUCH`, `RANDOMKEY`,
 //! `TIME`, and the data-type commands MerkleKV does not have, refused with
 //! an error that names the command and says why.
@@ -83,6 +83,9 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
             }))
         }),
         b"STRLEN" => r.arity(n == 1).map(|_| Command::Strlen(a[0])),
+        b"MSETNX" => r
+            .arity(n >= 2 && n % 2 == 0)
+            .map(|_| Command::MSetNx(a.chunks(2).map(|p| (p[0], p[1])).collect())),
         b"GETDEL" => r.arity(n == 1).map(|_| Command::GetDel(a[0])),
         b"SETRANGE" => r.arity(n == 3).and_then(|_| {
             let offset = usize::try_from(int(a[1])?).map_err(|_| CommandError::OffsetOutOfRange)?;

@@ -1,4 +1,4 @@
-//! GETDEL, SETRANGE, STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the
+//! GETDEL, SETRANGE, MSETNX, STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the
 //! rest of Redis' everyday string-keyspace commands, on a full replica (a partitioned
 //! cluster runs the keyed ones through the coordinator, see `routed`).
 
@@ -25,6 +25,22 @@ pub fn getdel_reply(out: &mut ReplyBuf, result: WriteResult) {
     match result {
         WriteResult::Conditional { old, .. } => out.value(old.as_deref()),
         _ => out.value(None),
+    }
+}
+
+/// `MSETNX k v …`: `1` when every key was set (none existed), else `0`.
+pub fn msetnx(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    pairs: &[(&[u8], &[u8])],
+) {
+    match apply(ctx, session, WriteOp::MultiSetIfAbsent { pairs }) {
+        Ok(WriteResult::Conditional { written, .. }) => out.integer(i64::from(written)),
+        Ok(_) => out.integer(0),
+        Err(e) => {
+            replies::store_error(ctx, out, &e);
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub fn is_routed(cmd: &Command<'_>) -> bool {
             | Command::GetEx { .. }
             | Command::Strlen(_)
             | Command::GetDel(_)
+            | Command::MSetNx(_)
             | Command::SetRange(..)
             | Command::GetRange(..)
             | Command::Type(_)
@@ -145,6 +146,16 @@ pub async fn run(
         Command::GetEx { key, ttl: None } => c.get(key, level).await.map(|entry| {
             out.value(entry.as_ref().and_then(|e| e.value.as_deref()));
         }),
+        Command::MSetNx(_) => {
+            // Keys on different replica sets cannot be written all or
+            // nothing (no coordination across partitions, as in Cassandra).
+            replies::error(
+                ctx,
+                out,
+                "MSETNX is not supported in a partitioned cluster: its keys live on different replicas and cannot be set all or nothing",
+            );
+            return;
+        }
         Command::GetDel(key) => c
             .execute(Rmw::GetDel(key), level)
             .await
