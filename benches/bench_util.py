@@ -3,9 +3,19 @@ loopback ports, waiting for a server, reading a process's CPU time and RSS,
 and starting a MerkleKV node with MQTT and anti-entropy off."""
 
 import os
+import random
 import socket
+import string
 import subprocess
 import time
+
+
+def value_pool(size=100, count=1000):
+    """`count` reproducible random alphanumeric values of `size` bytes (the
+    values the memory and load benchmarks write)."""
+    rnd = random.Random(1)
+    alphabet = string.ascii_letters + string.digits
+    return ["".join(rnd.choice(alphabet) for _ in range(size)).encode() for _ in range(count)]
 
 
 def free_port():

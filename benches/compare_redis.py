@@ -24,15 +24,13 @@ import csv
 import io
 import json
 import os
-import random
 import statistics
-import string
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_util import pinned, rss_bytes, start_node, start_redis
+from bench_util import pinned, rss_bytes, start_node, start_redis, value_pool
 
 SETTINGS = [
     # (label, clients, pipeline, requests per test)
@@ -95,9 +93,7 @@ def merklekv_bench(binary, port, protocol, workload, clients, pipeline, requests
 
 
 def write_load_file(path, keys):
-    rnd = random.Random(1)
-    alphabet = string.ascii_letters + string.digits
-    pool = ["".join(rnd.choice(alphabet) for _ in range(100)).encode() for _ in range(1000)]
+    pool = value_pool()
     with open(path, "wb") as f:
         for i in range(keys):
             key = b"key:%012d" % i

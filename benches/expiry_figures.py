@@ -21,22 +21,18 @@ sweep:  1,000,000 keys loaded with one shared deadline (`PXAT`); a
 
 import argparse
 import os
-import random
-import string
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_util import cpu_seconds, rss_bytes, start_node, start_redis
+from bench_util import cpu_seconds, rss_bytes, start_node, start_redis, value_pool
 
 
 def load_file(path, keys, ttl_every=0, pxat=None):
     """SETs of keys key:%012d with 100-byte values; every `ttl_every`-th key
     (0: none) with `EX 100000`, or every key with `PXAT pxat`."""
-    rnd = random.Random(1)
-    alphabet = string.ascii_letters + string.digits
-    pool = ["".join(rnd.choice(alphabet) for _ in range(100)).encode() for _ in range(1000)]
+    pool = value_pool()
     with open(path, "wb") as f:
         for i in range(keys):
             key = b"key:%012d" % i

@@ -76,17 +76,6 @@ pub enum ReplicationError {
     Setup(String),
 }
 
-impl ReplicationError {
-    /// A few words for a status line (`no broker configured`).
-    pub fn short(&self) -> &'static str {
-        match self {
-            ReplicationError::NoBroker => "no broker configured",
-            ReplicationError::ShuttingDown => "shutting down",
-            ReplicationError::Setup(_) => "unavailable",
-        }
-    }
-}
-
 /// Starts, stops and reports MQTT replication (`REPLICATE …`).
 pub trait ReplicationControl: Send + Sync {
     /// Starts replication (no-op when running).

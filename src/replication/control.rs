@@ -135,10 +135,7 @@ impl ReplicationControl for Replication {
     fn status(&self) -> String {
         let Some(shared) = &self.shared else {
             return if self.state.lock().wanted {
-                format!(
-                    "REPLICATION enabled 1 nodes ({})",
-                    ReplicationError::NoBroker.short()
-                )
+                "REPLICATION enabled 1 nodes (no broker configured)".to_owned()
             } else {
                 "REPLICATION disabled".to_owned()
             };

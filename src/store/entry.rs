@@ -44,24 +44,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A value without a time to live.
-    pub fn value(version: Version, value: Box<[u8]>) -> Self {
-        Self {
-            version,
-            value: Some(value),
-            expires_at: None,
-        }
-    }
-
-    /// A tombstone (a delete).
-    pub fn tombstone(version: Version) -> Self {
-        Self {
-            version,
-            value: None,
-            expires_at: None,
-        }
-    }
-
     /// Whether this entry records a delete (or an expired value).
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()
@@ -70,14 +52,6 @@ impl Entry {
     /// Whether the value's deadline is at or before `now_ms`.
     pub fn is_expired_at(&self, now_ms: u64) -> bool {
         self.expires_at.is_some_and(|d| d.get() <= now_ms)
-    }
-
-    /// The value when it is live at `now_ms` (present and not expired).
-    pub fn live_value_at(&self, now_ms: u64) -> Option<&[u8]> {
-        if self.is_expired_at(now_ms) {
-            return None;
-        }
-        self.value.as_deref()
     }
 
     /// What this entry turns into once its deadline passes: a tombstone
@@ -153,23 +127,26 @@ fn digest_one_shot(
     put(key);
     put(&version.hlc.to_le_bytes());
     put(&version.node.to_le_bytes());
-    let (with_value, tombstone) = if expires_at.is_some() {
-        (2u8, 3u8)
-    } else {
-        (1, 0)
-    };
-    match value {
-        Some(v) => {
-            put(&[with_value]);
-            put(&(v.len() as u64).to_le_bytes());
-            put(v);
-        }
-        None => put(&[tombstone]),
+    put(&[presence(value.is_some(), expires_at.is_some())]);
+    if let Some(v) = value {
+        put(&(v.len() as u64).to_le_bytes());
+        put(v);
     }
     if let Some(deadline) = expires_at {
         put(&deadline.get().to_le_bytes());
     }
     xxhash_rust::xxh3::xxh3_128(&buf[..at])
+}
+
+/// The digest's presence byte: 1 a value, 0 a tombstone; 2 and 3 the same
+/// with a deadline after the value.
+fn presence(has_value: bool, has_deadline: bool) -> u8 {
+    match (has_value, has_deadline) {
+        (true, false) => 1,
+        (false, false) => 0,
+        (true, true) => 2,
+        (false, true) => 3,
+    }
 }
 
 /// [`entry_digest`] over the same bytes, fed piece by piece.
@@ -184,18 +161,10 @@ fn entry_digest_streaming(
     hasher.update(key);
     hasher.update(&version.hlc.to_le_bytes());
     hasher.update(&version.node.to_le_bytes());
-    let (with_value, tombstone) = if expires_at.is_some() {
-        (2u8, 3u8)
-    } else {
-        (1, 0)
-    };
-    match value {
-        Some(v) => {
-            hasher.update(&[with_value]);
-            hasher.update(&(v.len() as u64).to_le_bytes());
-            hasher.update(v);
-        }
-        None => hasher.update(&[tombstone]),
+    hasher.update(&[presence(value.is_some(), expires_at.is_some())]);
+    if let Some(v) = value {
+        hasher.update(&(v.len() as u64).to_le_bytes());
+        hasher.update(v);
     }
     if let Some(deadline) = expires_at {
         hasher.update(&deadline.get().to_le_bytes());

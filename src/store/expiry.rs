@@ -4,7 +4,7 @@
 //!
 //! Reads never need this (an expired value reads as absent at once); it
 //! frees the memory and settles the digests. Work is bounded: a tick visits
-//! a tenth of the lock shards, scans a shard (under its read lock) only once
+//! 1/50 of the lock shards, scans a shard (under its read lock) only once
 //! its earliest deadline has passed, converts at most [`BATCH`] keys per
 //! hold of its write lock, and stops when its time budget is spent (the
 //! next tick goes on where it stopped).
@@ -22,8 +22,8 @@ pub const BATCH: usize = 64;
 /// How often the cycle runs: short ticks, so the work of a mass expiry is
 /// spread out instead of arriving in bursts client requests queue behind.
 pub const TICK: Duration = Duration::from_millis(20);
-/// Time one tick may spend: a fifth of one core (Redis' slow cycle allows a
-/// quarter); the tick yields to client requests after every batch.
+/// Time one tick may spend: with [`TICK`], a tenth of one core (Redis' slow
+/// cycle allows a quarter).
 pub const TICK_BUDGET: Duration = Duration::from_millis(2);
 /// Ticks per round over the shards: each shard is looked at once a second.
 const TICKS_PER_ROUND: usize = 50;
@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// One tick of the cycle, run to completion on this thread: visits the
-    /// next tenth of the shards until `budget` is spent (the next tick goes
+    /// next 1/50 of the shards until `budget` is spent (the next tick goes
     /// on in the shard where this one stopped). Returns how many values
     /// expired.
     pub fn expire_tick(

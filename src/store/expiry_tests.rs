@@ -231,7 +231,11 @@ fn the_expired_tombstone_replaces_its_value_but_not_a_later_write() {
         s.merge(b"k", live.clone()).expect("merge"),
         MergeOutcome::Stale
     );
-    let rewritten = Entry::value(Version::new(101, 2), Box::from(&b"w"[..]));
+    let rewritten = Entry {
+        version: Version::new(101, 2),
+        value: Some(Box::from(&b"w"[..])),
+        expires_at: None,
+    };
     s.merge(b"j", rewritten.clone()).expect("merge");
     let old_expiry = Entry {
         version: Version::new(100, 1),

@@ -225,11 +225,7 @@ fn apply_recording(
                 };
                 Ok(go.then(|| (Some(Box::from(value)), deadline)))
             })?;
-            let done = written.is_some();
-            if let Some(change) = written {
-                record(change);
-            }
-            WriteResult::Conditional { written: done, old }
+            conditional(written, old, record)
         }
         WriteOp::GetDel { key } => {
             let mut old = None;
@@ -237,11 +233,7 @@ fn apply_recording(
                 old = current.map(|(v, _)| Box::<[u8]>::from(v));
                 Ok(current.map(|_| (None, None)))
             })?;
-            let done = written.is_some();
-            if let Some(change) = written {
-                record(change);
-            }
-            WriteResult::Conditional { written: done, old }
+            conditional(written, old, record)
         }
         WriteOp::SetRange { key, offset, bytes } => {
             let mut length = 0usize;
@@ -300,11 +292,7 @@ fn apply_recording(
                 };
                 Ok(go.then(|| (Some(Box::from(value)), deadline)))
             })?;
-            let done = written.is_some();
-            if let Some(change) = written {
-                record(change);
-            }
-            WriteResult::Conditional { written: done, old }
+            conditional(written, old, record)
         }
         WriteOp::Delete { key } => {
             let loc = store.locate(key);
@@ -371,6 +359,19 @@ fn apply_recording(
         }
     };
     Ok(result)
+}
+
+/// The result of a conditional write: records its change when it wrote.
+fn conditional(
+    written: Option<Option<Change>>,
+    old: Option<Box<[u8]>>,
+    record: &mut impl FnMut(Option<Change>),
+) -> WriteResult {
+    let done = written.is_some();
+    if let Some(change) = written {
+        record(change);
+    }
+    WriteResult::Conditional { written: done, old }
 }
 
 /// Parses a stored value as a decimal i64 (optional sign, no spaces).

@@ -80,31 +80,34 @@ impl Store {
         let mut shard = (cursor >> (64 - self.shard_bits)) as usize;
         while shard < self.shards.len() && page.len() < count {
             let map = self.shards[shard].read();
-            let mut here: Vec<(u64, Box<[u8]>)> = map
+            let mut here: Vec<(u64, &[u8])> = map
                 .iter()
-                .filter(|(_, s)| self.live_value(s).is_some())
-                .map(|(k, _)| (key_hash(k), Box::from(k.as_slice())))
-                .filter(|(hash, _)| *hash >= cursor)
+                .map(|(k, s)| (key_hash(k), k.as_slice(), s))
+                .filter(|(hash, _, s)| *hash >= cursor && self.live_value(s).is_some())
+                .map(|(hash, k, _)| (hash, k))
                 .collect();
-            drop(map);
             here.sort_unstable();
-            page.extend(here);
+            // Only what this page can take is copied out: the keys up to
+            // `count`, and those sharing the last one's hash.
+            let room = count - page.len();
+            let take = here.get(room..).map_or(here.len(), |rest| {
+                let last = here[room.saturating_sub(1)].0;
+                room + rest.iter().take_while(|(h, _)| *h == last).count()
+            });
+            let more = here.len() > take;
+            page.extend(here[..take].iter().map(|(h, k)| (*h, Box::from(*k))));
+            if let Some((next, _)) = more.then(|| here[take]) {
+                return (page.into_iter().map(|(_, k)| k).collect(), next);
+            }
             shard += 1;
         }
-        if page.len() <= count && shard == self.shards.len() {
-            return (page.into_iter().map(|(_, k)| k).collect(), 0);
-        }
-        // Cut after `count` keys, keeping every key of the cut's hash.
-        let mut cut = count.min(page.len());
-        while cut < page.len() && cut > 0 && page[cut].0 == page[cut - 1].0 {
-            cut += 1;
-        }
-        let next = match (page.get(cut), page[..cut].last()) {
-            (Some((hash, _)), _) => *hash,
-            (None, Some((hash, _))) if *hash < u64::MAX => hash + 1,
+        // Every shard from the cursor's on was read and the page is not
+        // full, or it filled exactly at a shard's end: go on after its last
+        // key (`0` once the hash space is done).
+        let next = match page.last() {
+            Some((hash, _)) if shard < self.shards.len() && *hash < u64::MAX => hash + 1,
             _ => 0,
         };
-        page.truncate(cut);
         (page.into_iter().map(|(_, k)| k).collect(), next)
     }
 
@@ -124,11 +127,10 @@ impl Store {
     pub fn entry(&self, key: &[u8]) -> Option<Entry> {
         let loc = self.locate(key);
         self.shards[loc.shard].read().get(key).map(|s| {
-            let entry = s.to_entry();
             if !s.is_tombstone() && self.live_value(s).is_none() {
-                entry.expired()
+                s.expired_entry()
             } else {
-                entry
+                s.to_entry()
             }
         })
     }

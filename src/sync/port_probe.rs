@@ -39,7 +39,7 @@ async fn ask_info(host: &str, port: u16) -> Option<u16> {
         if let Some(port) = sync_port_in(&reply) {
             return Some(port);
         }
-        if !reply.starts_with(b"INFO\r\n"[..reply.len().min(6)].as_ref()) {
+        if !b"INFO\r\n".starts_with(&reply[..reply.len().min(6)]) {
             return None; // not a MerkleKV client port (a gRPC server's bytes)
         }
     }
@@ -49,14 +49,14 @@ async fn ask_info(host: &str, port: u16) -> Option<u16> {
 /// The port of the `sync_addr:host:port` line of an `INFO` reply.
 fn sync_port_in(reply: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(reply).ok()?;
-    let mut lines = text.split("\r\n");
+    // Only complete lines count: the reply may still be arriving.
+    let mut lines = text
+        .split_inclusive("\r\n")
+        .filter_map(|l| l.strip_suffix("\r\n"));
     if lines.next()? != "INFO" {
         return None;
     }
     let addr = lines.find_map(|l| l.strip_prefix("sync_addr:"))?;
-    // Only a complete line counts: the reply may still be arriving.
-    text.contains(&format!("sync_addr:{addr}\r\n"))
-        .then_some(())?;
     addr.rsplit_once(':')?.1.parse().ok()
 }
 

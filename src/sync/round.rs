@@ -105,10 +105,7 @@ pub async fn run_round(
     mode: SyncMode,
     tuning: &Tuning,
 ) -> Result<RoundReport, SyncError> {
-    let started = Instant::now();
-    let mut round = Round::new(store, channel, tuning);
-    let (peer_node_id, in_sync) = round.run(mode).await?;
-    Ok(round.report(peer, peer_node_id, mode, in_sync, started))
+    round_with(store, channel, peer, mode, tuning, false).await
 }
 
 /// Runs one mirror round with the peer behind `channel` (`SYNC` without
@@ -125,9 +122,20 @@ pub async fn run_mirror_round(
     mode: SyncMode,
     tuning: &Tuning,
 ) -> Result<RoundReport, SyncError> {
+    round_with(store, channel, peer, mode, tuning, true).await
+}
+
+async fn round_with(
+    store: &Arc<Store>,
+    channel: Channel,
+    peer: &str,
+    mode: SyncMode,
+    tuning: &Tuning,
+    mirror: bool,
+) -> Result<RoundReport, SyncError> {
     let started = Instant::now();
     let mut round = Round::new(store, channel, tuning);
-    round.mirror = true;
+    round.mirror = mirror;
     let (peer_node_id, in_sync) = round.run(mode).await?;
     Ok(round.report(peer, peer_node_id, mode, in_sync, started))
 }

@@ -69,20 +69,27 @@ impl SyncEngine {
 
     /// One round with the peer at `addr` (`host:port`).
     pub async fn sync_with(&self, addr: &str, mode: SyncMode) -> Result<RoundReport, SyncError> {
-        let outcome = match self.channel(addr) {
-            Ok(channel) => run_round(&self.store, channel, addr, mode, &self.tuning).await,
-            Err(e) => Err(e),
-        };
-        self.metrics.record(&outcome);
-        self.log(addr, mode, &outcome);
-        outcome
+        self.round(addr, mode, false).await
     }
 
     /// One mirror round with the peer at `addr`: afterwards this node holds
     /// exactly the peer's data ([`run_mirror_round`]).
     pub async fn mirror_from(&self, addr: &str, mode: SyncMode) -> Result<RoundReport, SyncError> {
+        self.round(addr, mode, true).await
+    }
+
+    /// A round of either kind, counted and logged.
+    async fn round(
+        &self,
+        addr: &str,
+        mode: SyncMode,
+        mirror: bool,
+    ) -> Result<RoundReport, SyncError> {
         let outcome = match self.channel(addr) {
-            Ok(channel) => run_mirror_round(&self.store, channel, addr, mode, &self.tuning).await,
+            Ok(channel) if mirror => {
+                run_mirror_round(&self.store, channel, addr, mode, &self.tuning).await
+            }
+            Ok(channel) => run_round(&self.store, channel, addr, mode, &self.tuning).await,
             Err(e) => Err(e),
         };
         self.metrics.record(&outcome);

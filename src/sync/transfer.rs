@@ -23,14 +23,6 @@ enum Fetched {
     Mirror,
 }
 
-/// The peer's state of one key, as a mirror round writes it.
-enum Mirrored {
-    /// A value and its deadline.
-    Value(Box<[u8]>, Option<std::num::NonZeroU64>),
-    /// A tombstone, or nothing.
-    Absent,
-}
-
 impl Round {
     /// Fetches the queued keys (paged) and merges them.
     pub(super) async fn flush_fetch(&mut self) -> Result<(), SyncError> {
@@ -199,29 +191,26 @@ impl Round {
         let store = self.store.clone();
         let asked: Vec<Box<[u8]>> = asked.to_vec();
         let (mirrored, changes) = tokio::task::spawn_blocking(move || {
-            let mut theirs: std::collections::HashMap<Box<[u8]>, Entry> =
-                theirs.into_iter().collect();
+            // `theirs` is in `asked` order (check_fetched_keys), a subset.
+            let mut theirs = theirs.into_iter().peekable();
             let mut mirrored = 0u64;
             let mut changes = Vec::new();
             for key in &asked {
-                let op = match theirs.remove(key) {
+                let entry = theirs.next_if(|(k, _)| k == key).map(|(_, e)| e);
+                let op = match &entry {
                     Some(Entry {
                         value: Some(value),
                         expires_at,
                         ..
-                    }) => Mirrored::Value(value, expires_at),
-                    _ => Mirrored::Absent,
-                };
-                let written = match &op {
-                    Mirrored::Value(value, expires_at) => store.apply_local(WriteOp::SetWith {
+                    }) => WriteOp::SetWith {
                         key,
                         value,
                         ttl: expires_at.map_or(Ttl::Clear, Ttl::At),
                         when: SetWhen::Always,
-                    }),
-                    Mirrored::Absent => store.apply_local(WriteOp::Delete { key }),
+                    },
+                    _ => WriteOp::Delete { key },
                 };
-                let (_, written) = written?;
+                let (_, written) = store.apply_local(op)?;
                 if !written.is_empty() {
                     mirrored += 1;
                 }

@@ -78,19 +78,11 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
                 "psetex"
             };
             r.arity(n == 3).and_then(|_| {
-                let amount = int(a[1])?;
-                if amount <= 0 {
-                    return Err(CommandError::InvalidExpireTime(name));
-                }
-                let ms = if name == "setex" {
-                    seconds(amount, name)?
-                } else {
-                    amount
-                };
+                let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
                 Ok(Command::SetWith(Box::new(SetArgs {
                     key: a[0],
                     value: a[2],
-                    ttl: ExpireSpec::In(ms),
+                    ttl: deadline_option(unit, int(a[1])?, name)?,
                     when: SetWhen::Always,
                     reply: SetReply::Ok,
                 })))
@@ -167,13 +159,13 @@ pub fn resp_set<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
 
 /// `EXPIRE key n [NX|XX|GT|LT]` and its three relatives.
 fn resp_expire<'a>(upper: &[u8], a: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
-    let name = match upper {
-        b"EXPIRE" => "expire",
-        b"PEXPIRE" => "pexpire",
-        b"EXPIREAT" => "expireat",
-        _ => "pexpireat",
+    // Each command takes its amount as the SET option of the same unit.
+    let (name, unit): (_, &[u8]) = match upper {
+        b"EXPIRE" => ("expire", b"EX"),
+        b"PEXPIRE" => ("pexpire", b"PX"),
+        b"EXPIREAT" => ("expireat", b"EXAT"),
+        _ => ("pexpireat", b"PXAT"),
     };
-    let mut when = ExpireWhen::Always;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &a[2..] {
         match opt.to_ascii_uppercase().as_slice() {
@@ -199,34 +191,22 @@ fn resp_expire<'a>(upper: &[u8], a: &[&'a [u8]]) -> Result<Command<'a>, CommandE
             "GT and LT options at the same time are not compatible",
         ));
     }
-    if nx {
-        when = ExpireWhen::NoDeadline;
-    } else if gt {
-        when = ExpireWhen::Later;
-    } else if lt {
-        when = ExpireWhen::Earlier;
-    }
-    // XX with GT or LT: the deadline must exist and compare (GT/LT on a
-    // key without one is handled by the store: GT never, LT always; with
-    // XX, LT needs one too).
-    if xx && !gt && !lt {
-        when = ExpireWhen::HasDeadline;
-    }
-    let amount = int(a[1])?;
-    let spec = match name {
-        "expire" => ExpireSpec::In(seconds(amount, name)?),
-        "pexpire" => ExpireSpec::In(amount),
-        "expireat" => ExpireSpec::At(seconds(amount, name)?),
-        _ => ExpireSpec::At(amount),
+    // A key without a deadline counts as never expiring: GT never holds
+    // for it and LT always does, unless XX asks for a deadline as well.
+    let when = match (nx, xx, gt, lt) {
+        (true, ..) => ExpireWhen::NoDeadline,
+        (_, true, false, false) => ExpireWhen::HasDeadline,
+        (_, true, false, true) => ExpireWhen::HasDeadlineEarlier,
+        (_, _, true, _) => ExpireWhen::Later,
+        (_, _, _, true) => ExpireWhen::Earlier,
+        _ => ExpireWhen::Always,
     };
+    // Zero or negative is allowed here: the key expires at once.
+    let spec = spec_of(unit, int(a[1])?, name)?;
     Ok(Command::Expire {
         key: a[0],
         spec,
-        when: if xx && lt {
-            ExpireWhen::HasDeadlineEarlier
-        } else {
-            when
-        },
+        when,
     })
 }
 
@@ -261,6 +241,12 @@ fn deadline_option(
     if amount <= 0 {
         return Err(CommandError::InvalidExpireTime(name));
     }
+    spec_of(opt, amount, name)
+}
+
+/// `amount` in the unit of option `opt` (`EX` seconds from now, `PX`
+/// milliseconds from now, `EXAT` unix seconds, `PXAT` unix milliseconds).
+fn spec_of(opt: &[u8], amount: i64, name: &'static str) -> Result<ExpireSpec, CommandError> {
     Ok(match opt {
         b"EX" => ExpireSpec::In(seconds(amount, name)?),
         b"PX" => ExpireSpec::In(amount),
