@@ -93,6 +93,14 @@ pub trait Durability: Send + Sync {
     fn wait_durable(&self) -> BoxFuture<Result<(), LogError>>;
 }
 
+/// When durable storage last had everything written before then on disk
+/// (`LASTSAVE`).
+pub trait SaveClock: Send + Sync {
+    /// Unix seconds of the change log's last fsync or checkpoint (the
+    /// node's start, once recovery is done, before the first).
+    fn last_save_unix_secs(&self) -> u64;
+}
+
 /// Optional subsystems; absent ones answer with a clear error.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -104,6 +112,8 @@ pub struct Hooks {
     pub replication: Option<Arc<dyn ReplicationControl>>,
     /// Group commit for `fsync = "always"`.
     pub durability: Option<Arc<dyn Durability>>,
+    /// When the data was last saved (durable storage).
+    pub saves: Option<Arc<dyn SaveClock>>,
 }
 
 impl Hooks {
@@ -115,6 +125,7 @@ impl Hooks {
             sync: other.sync.or(self.sync),
             replication: other.replication.or(self.replication),
             durability: other.durability.or(self.durability),
+            saves: other.saves.or(self.saves),
         }
     }
 }

@@ -236,6 +236,20 @@ fn sync_makes_this_node_a_mirror_of_the_peer_through_either_port() {
     // Through the sync port, and with --verbose, a mirror that is in sync.
     let reply = c1.cmd(&format!("SYNC 127.0.0.1 {} --verbose", n2.sync_port));
     assert!(reply.starts_with("OK already in sync"), "{reply}");
+    // INFO keeps the last round's figures; a failed round says why.
+    assert_eq!(c1.info_field("last_sync"), "ok");
+    assert_eq!(
+        c1.info_field("last_sync_peer"),
+        format!("127.0.0.1:{}", n2.sync_port)
+    );
+    assert!(c1
+        .info_field("last_sync_result")
+        .starts_with("already in sync"));
+    let dead = common::free_port();
+    let reply = c1.cmd(&format!("SYNC 127.0.0.1 {dead}"));
+    assert!(reply.starts_with("ERROR SYNC with"), "{reply}");
+    assert_eq!(c1.info_field("last_sync"), "failed");
+    assert!(!c1.info_field("last_sync_result").is_empty());
 }
 
 fn grpcurl(args: &[&str]) -> String {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::redis::{check_script, reply, Redis};
+use common::redis::{check_script, reply, whole_reply, Redis};
 use common::{Client, NodeProcess, NodeSpec};
 
 /// A script with only deterministic replies (RANDOMKEY and TIME are
@@ -198,6 +198,284 @@ fn scan_pages_with_a_real_cursor_like_redis() {
     }
 }
 
+/// INCRBYFLOAT, RENAME and RENAMENX, with Redis' results and errors.
+fn float_and_rename_script() -> Vec<(Vec<&'static str>, &'static str)> {
+    vec![
+        (vec!["SET", "f", "10.50"], "+OK\r\n"),
+        (vec!["INCRBYFLOAT", "f", "0.1"], "$4\r\n10.6\r\n"),
+        (vec!["INCRBYFLOAT", "f", "-5"], "$3\r\n5.6\r\n"),
+        // 5.6 + 200 in a long double is 205.600000000000000005…
+        (
+            vec!["INCRBYFLOAT", "f", "2.0e2"],
+            "$21\r\n205.60000000000000001\r\n",
+        ),
+        (vec!["INCRBYFLOAT", "fresh-f", "0.2"], "$3\r\n0.2\r\n"),
+        (vec!["INCRBYFLOAT", "fresh-f", "0.1"], "$3\r\n0.3\r\n"),
+        (vec!["INCRBYFLOAT", "fresh-f", "-0.3"], "$1\r\n0\r\n"),
+        (vec!["SET", "word", "abc"], "+OK\r\n"),
+        (
+            vec!["INCRBYFLOAT", "word", "1"],
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            vec!["INCRBYFLOAT", "f", "x"],
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            vec!["INCRBYFLOAT", "f", " 1"],
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            vec!["INCRBYFLOAT", "f", "nan"],
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            vec!["INCRBYFLOAT", "f", "inf"],
+            "-ERR increment would produce NaN or Infinity\r\n",
+        ),
+        (
+            vec!["INCRBYFLOAT", "f"],
+            "-ERR wrong number of arguments for 'incrbyfloat' command\r\n",
+        ),
+        (vec!["GET", "f"], "$21\r\n205.60000000000000001\r\n"),
+        (vec!["SET", "ttl-f", "1", "EX", "100"], "+OK\r\n"),
+        (vec!["INCRBYFLOAT", "ttl-f", "1.5"], "$3\r\n2.5\r\n"),
+        (vec!["TTL", "ttl-f"], ":100\r\n"),
+        (vec!["SET", "a", "1", "EX", "100"], "+OK\r\n"),
+        (vec!["SET", "b", "2"], "+OK\r\n"),
+        (vec!["RENAME", "a", "b"], "+OK\r\n"),
+        (vec!["GET", "b"], "$1\r\n1\r\n"),
+        (vec!["TTL", "b"], ":100\r\n"),
+        (vec!["EXISTS", "a"], ":0\r\n"),
+        (vec!["RENAME", "a", "c"], "-ERR no such key\r\n"),
+        (vec!["RENAMENX", "a", "c"], "-ERR no such key\r\n"),
+        (vec!["RENAME", "b", "b"], "+OK\r\n"),
+        (vec!["RENAMENX", "b", "b"], ":0\r\n"),
+        (vec!["SET", "c", "3"], "+OK\r\n"),
+        (vec!["RENAMENX", "b", "c"], ":0\r\n"),
+        (vec!["RENAMENX", "b", "d"], ":1\r\n"),
+        (
+            vec!["MGET", "b", "c", "d"],
+            "*3\r\n$-1\r\n$1\r\n3\r\n$1\r\n1\r\n",
+        ),
+        (vec!["PERSIST", "d"], ":1\r\n"),
+        (vec!["RENAME", "d", "e"], "+OK\r\n"),
+        (vec!["TTL", "e"], ":-1\r\n"),
+        (
+            vec!["RENAME", "e"],
+            "-ERR wrong number of arguments for 'rename' command\r\n",
+        ),
+    ]
+}
+
+#[test]
+fn float_increments_and_renames_answer_as_redis_does() {
+    let node = NodeProcess::start(NodeSpec::new("float"));
+    let redis = Redis::start();
+    let mut ours = Client::connect(node.port);
+    let mut theirs = redis.as_ref().map(|r| Client::connect(r.port));
+    check_script(&mut ours, theirs.as_mut(), &float_and_rename_script());
+    // Random sums, compared with redis-server's (long double) results.
+    let Some(redis) = theirs.as_mut() else {
+        return;
+    };
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let number = |r: u64| {
+        let digits = r % 1_000_000_007;
+        let sign = if r & 1 == 0 { "" } else { "-" };
+        let exp_sign = if r & 2 == 0 { "" } else { "-" };
+        match (r >> 8) % 4 {
+            0 => format!("{sign}{digits}"),
+            1 => format!("{sign}0.{digits}"),
+            2 => format!("{sign}{}.{}", digits % 1000, r % 97),
+            _ => format!(
+                "{sign}{}.{}e{exp_sign}{}",
+                digits % 100,
+                r % 1000,
+                (r >> 20) % 30
+            ),
+        }
+    };
+    for i in 0..300 {
+        let key = format!("rnd{}", i % 7);
+        let by = number(next());
+        let args = ["INCRBYFLOAT", key.as_str(), by.as_str()];
+        let mine = whole_reply(&mut ours, &args);
+        let real = whole_reply(redis, &args);
+        assert_eq!(
+            String::from_utf8_lossy(&mine),
+            String::from_utf8_lossy(&real),
+            "{args:?}"
+        );
+    }
+}
+
+/// `COMMAND` subcommands whose replies are the same on any server.
+fn command_errors() -> Vec<(Vec<&'static str>, &'static str)> {
+    vec![
+        (
+            vec!["COMMAND", "COUNT", "x"],
+            "-ERR wrong number of arguments for 'command|count' command\r\n",
+        ),
+        (
+            vec!["COMMAND", "FOO"],
+            "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n",
+        ),
+        (vec!["COMMAND", "LIST", "x"], "-ERR syntax error\r\n"),
+        (vec!["COMMAND", "LIST", "FILTERBY"], "-ERR syntax error\r\n"),
+        (vec!["COMMAND", "LIST", "FILTERBY", "MODULE", "m"], "*0\r\n"),
+        (vec!["COMMAND", "INFO", "nosuch"], "*1\r\n$-1\r\n"),
+        (vec!["COMMAND", "DOCS", "nosuch"], "*0\r\n"),
+    ]
+}
+
+/// Redis' entry for a command and ours are the same bytes; for a command
+/// with subcommands (listed in hash order, which differs between Redis
+/// runs) the same lines in another order.
+fn assert_same_entry(name: &str, mine: &[u8], real: &[u8], what: &str) {
+    if mine == real {
+        return;
+    }
+    let lines = |raw: &[u8]| {
+        let mut lines: Vec<String> = String::from_utf8_lossy(raw)
+            .split("\r\n")
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(
+        ["client", "command", "config"].contains(&name),
+        "COMMAND {what} {name}: ours {:?}, redis-server {:?}",
+        String::from_utf8_lossy(mine),
+        String::from_utf8_lossy(real)
+    );
+    assert_eq!(lines(mine), lines(real), "COMMAND {what} {name}");
+}
+
+#[test]
+fn the_command_table_is_redis_own_for_redis_commands() {
+    let node = NodeProcess::start(NodeSpec::new("commands"));
+    let redis = Redis::start();
+    let mut ours = Client::connect(node.port);
+    let mut theirs = redis.as_ref().map(|r| Client::connect(r.port));
+    check_script(&mut ours, theirs.as_mut(), &command_errors());
+    // COUNT agrees with LIST and with COMMAND's own array.
+    let list = whole_reply(&mut ours, &["COMMAND", "LIST"]);
+    let names: Vec<String> = String::from_utf8_lossy(&list)
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.starts_with('$') && !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(names.len() > 60, "{names:?}");
+    let count = whole_reply(&mut ours, &["COMMAND", "COUNT"]);
+    assert_eq!(
+        String::from_utf8_lossy(&count),
+        format!(":{}\r\n", names.len())
+    );
+    let all = whole_reply(&mut ours, &["COMMAND"]);
+    assert!(all.starts_with(format!("*{}\r\n", names.len()).as_bytes()));
+    // Every listed command is one this node runs (never "unknown").
+    let unsafe_alone = [
+        "shutdown",
+        "quit",
+        "multi",
+        "exec",
+        "discard",
+        "flush",
+        "flushall",
+        "flushdb",
+        "truncate",
+        "sync",
+        "replicate",
+        "command",
+    ];
+    for name in names.iter().filter(|n| !unsafe_alone.contains(&n.as_str())) {
+        let answer = whole_reply(&mut ours, &[name]);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(!answer.contains("unknown command"), "{name}: {answer}");
+        assert!(!answer.contains("not supported"), "{name}: {answer}");
+    }
+    // Subcommand filters.
+    let strings = whole_reply(
+        &mut ours,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "string"],
+    );
+    let strings = String::from_utf8_lossy(&strings);
+    assert!(strings.contains("\r\nincrbyfloat\r\n"), "{strings}");
+    assert!(!strings.contains("\r\nping\r\n"), "{strings}");
+    let pattern = whole_reply(
+        &mut ours,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "getr*"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&pattern),
+        "*1\r\n$8\r\ngetrange\r\n"
+    );
+    // Redis' commands: its own entries and docs, byte for byte.
+    let Some(redis) = theirs.as_mut() else {
+        return;
+    };
+    let mut compared = 0;
+    for name in &names {
+        let real = whole_reply(redis, &["COMMAND", "INFO", name]);
+        // MerkleKV's own commands; MEMORY (the node's RSS) and SYNC (an
+        // anti-entropy round) are too, not Redis' commands of that name.
+        if real == b"*1\r\n$-1\r\n" || ["memory", "sync"].contains(&name.as_str()) {
+            continue;
+        }
+        let mine = whole_reply(&mut ours, &["COMMAND", "INFO", name]);
+        assert_same_entry(name, &mine, &real, "INFO");
+        let mine = whole_reply(&mut ours, &["COMMAND", "DOCS", name]);
+        let real = whole_reply(redis, &["COMMAND", "DOCS", name]);
+        assert_same_entry(name, &mine, &real, "DOCS");
+        compared += 1;
+    }
+    assert!(compared > 50, "{compared} commands compared");
+}
+
+#[test]
+fn lastsave_is_the_last_time_the_log_reached_the_disk() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    };
+    let read = |c: &mut Client| -> u64 {
+        let raw = whole_reply(c, &["LASTSAVE"]);
+        let text = String::from_utf8_lossy(&raw);
+        text.trim()
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("LASTSAVE answered {text:?}"))
+    };
+    // In memory: the node's start.
+    let started = now();
+    let memory = NodeProcess::start(NodeSpec::new("lastsave-mem"));
+    let mut c = Client::connect(memory.port);
+    let at = read(&mut c);
+    assert!(at.abs_diff(started) <= 3, "{at} vs {started}");
+    // Durable: the start, then the fsync after a write (everysec).
+    let durable = NodeProcess::start(
+        NodeSpec::new("lastsave-disk").env("MERKLE_KV_STORAGE_PERSISTENCE", "true"),
+    );
+    let mut c = Client::connect(durable.port);
+    let first = read(&mut c);
+    assert!(first.abs_diff(now()) <= 3, "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert_eq!(reply(&mut c, &["SET", "k", "v"], 5), "+OK\r\n");
+    let later = common::wait_until(std::time::Duration::from_secs(5), || read(&mut c) > first);
+    assert!(later, "LASTSAVE stayed at {first} after a write");
+}
+
 #[test]
 fn string_commands_through_a_partitioned_cluster() {
     let started = common::cluster::start_cluster(3, 2);
@@ -216,4 +494,21 @@ fn string_commands_through_a_partitioned_cluster() {
         "{rest}"
     );
     assert_eq!(reply(&mut first, &["EXISTS", "x1", "x2"], 4), ":0\r\n");
+    // INCRBYFLOAT runs on the key's primary; RENAME is refused like MSETNX.
+    let floats: Vec<(Vec<&str>, &str)> = float_and_rename_script()
+        .into_iter()
+        .take_while(|(args, _)| args[0] != "SET" || args[1] != "a")
+        .collect();
+    check_script(&mut other, None, &floats);
+    assert_eq!(
+        reply(&mut first, &["GET", "f"], 28),
+        "$21\r\n205.60000000000000001\r\n"
+    );
+    assert_eq!(reply(&mut first, &["RENAME", "f", "g"], 5), "-ERR ");
+    let rest = first.line();
+    assert!(
+        rest.starts_with("RENAME is not supported in a partitioned cluster"),
+        "{rest}"
+    );
+    assert_eq!(reply(&mut first, &["EXISTS", "f", "g"], 4), ":1\r\n");
 }

@@ -1,5 +1,5 @@
 //! A read-modify-write: a client command that reads a key and writes it
-//! back (INCR, APPEND, conditional and time-to-live writes, GETDEL,
+//! back (INCR, INCRBYFLOAT, APPEND, conditional and time-to-live writes, GETDEL,
 //! SETRANGE), run on the key's first live replica so concurrent ones
 //! serialise on one store.
 
@@ -12,6 +12,8 @@ use crate::store::{ExpireWhen, SetWhen, Ttl, WriteOp};
 pub enum Rmw<'a> {
     /// INCR / DECR / INCRBY …
     Increment(&'a [u8], i64),
+    /// INCRBYFLOAT: the increment as the client sent it.
+    IncrementFloat(&'a [u8], &'a [u8]),
     /// APPEND (`line_safe`: refuse a result holding CR or LF).
     Append(&'a [u8], &'a [u8], bool),
     /// PREPEND.
@@ -56,7 +58,7 @@ impl<'a> Rmw<'a> {
         match *self {
             Rmw::Increment(k, _) | Rmw::Append(k, _, _) | Rmw::Prepend(k, _, _) => k,
             Rmw::SetWith { key, .. } | Rmw::Expire { key, .. } => key,
-            Rmw::GetDel(key) | Rmw::SetRange { key, .. } => key,
+            Rmw::GetDel(key) | Rmw::SetRange { key, .. } | Rmw::IncrementFloat(key, _) => key,
         }
     }
 
@@ -64,6 +66,7 @@ impl<'a> Rmw<'a> {
     pub fn op(&self) -> WriteOp<'a> {
         match *self {
             Rmw::Increment(key, delta) => WriteOp::Increment { key, delta },
+            Rmw::IncrementFloat(key, delta) => WriteOp::IncrementFloat { key, delta },
             Rmw::Append(key, suffix, line_safe) => WriteOp::Append {
                 key,
                 suffix,

@@ -49,6 +49,10 @@ pub fn to_request(rmw: Rmw<'_>, level: Consistency) -> proto::ExecuteRequest {
             };
         }
         Rmw::GetDel(_) => request.kind = Kind::GetDel as i32,
+        Rmw::IncrementFloat(_, delta) => {
+            request.kind = Kind::IncrementFloat as i32;
+            request.operand = delta.to_vec();
+        }
         Rmw::SetRange { offset, bytes, .. } => {
             request.kind = Kind::SetRange as i32;
             request.delta = i64::try_from(offset).unwrap_or(i64::MAX);
@@ -96,6 +100,7 @@ pub fn from_request(req: &proto::ExecuteRequest) -> Result<Option<Rmw<'_>>, Stri
             },
         },
         Kind::GetDel => Rmw::GetDel(&req.key),
+        Kind::IncrementFloat => Rmw::IncrementFloat(&req.key, &req.operand),
         Kind::SetRange => Rmw::SetRange {
             key: &req.key,
             offset: usize::try_from(req.delta).map_err(|_| format!("bad offset {}", req.delta))?,
@@ -147,7 +152,7 @@ pub fn from_response(answer: proto::ExecuteResponse, rmw: Rmw<'_>) -> Result<Wri
         (Some(Outcome::Number(n)), Rmw::Increment(..) | Rmw::SetRange { .. }) => {
             Ok(WriteResult::Number(n))
         }
-        (Some(Outcome::Value(v)), Rmw::Append(..) | Rmw::Prepend(..)) => {
+        (Some(Outcome::Value(v)), Rmw::Append(..) | Rmw::Prepend(..) | Rmw::IncrementFloat(..)) => {
             Ok(WriteResult::Value(v.into()))
         }
         (
@@ -196,6 +201,7 @@ mod tests {
                 when: ExpireWhen::Always,
             },
             Rmw::GetDel(b"k"),
+            Rmw::IncrementFloat(b"k", b"-1.5e3"),
             Rmw::SetRange {
                 key: b"k",
                 offset: 7,

@@ -10,6 +10,8 @@ const OVERFLOW: &str = "OVERFLOW";
 const FULL: &str = "FULL";
 const TOO_LARGE: &str = "TOOLARGE";
 const NOT_LINE_SAFE: &str = "NOTLINESAFE";
+const NOT_A_FLOAT: &str = "NOTFLOAT";
+const NOT_FINITE: &str = "NOTFINITE";
 
 /// Encodes a failure for the `Execute` reply.
 pub fn to_wire(e: &ClusterError) -> ExecuteError {
@@ -19,6 +21,8 @@ pub fn to_wire(e: &ClusterError) -> ExecuteError {
         ClusterError::Store(StoreError::StorageFull) => (FULL, String::new()),
         ClusterError::Store(StoreError::ValueTooLarge { limit }) => (TOO_LARGE, limit.to_string()),
         ClusterError::Store(StoreError::NotLineSafe) => (NOT_LINE_SAFE, String::new()),
+        ClusterError::Store(StoreError::NotAFloat) => (NOT_A_FLOAT, String::new()),
+        ClusterError::Store(StoreError::NotFinite) => (NOT_FINITE, String::new()),
         other => (other.code(), other.to_string()),
     };
     ExecuteError {
@@ -39,6 +43,8 @@ pub fn from_wire(key: &[u8], e: ExecuteError) -> ClusterError {
             limit: e.message.parse().unwrap_or(0),
         },
         NOT_LINE_SAFE => StoreError::NotLineSafe,
+        NOT_A_FLOAT => StoreError::NotAFloat,
+        NOT_FINITE => StoreError::NotFinite,
         _ => {
             return ClusterError::Remote {
                 code: e.code,
@@ -61,6 +67,8 @@ mod tests {
             StoreError::StorageFull,
             StoreError::ValueTooLarge { limit: 1024 },
             StoreError::NotLineSafe,
+            StoreError::NotAFloat,
+            StoreError::NotFinite,
         ] {
             let expected = e.to_string();
             let back = from_wire(b"k", to_wire(&ClusterError::Store(e)));

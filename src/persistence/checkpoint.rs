@@ -142,6 +142,7 @@ fn run(shared: &Shared, engine: &Engine, log_dir: &Path, metrics: &StorageMetric
             Ok(stats) => {
                 shared.pending.lock().segments.pop_front();
                 metrics.checkpoints.inc();
+                metrics.saved_now();
                 metrics
                     .checkpoint_seconds
                     .observe(started.elapsed().as_secs_f64());

@@ -136,6 +136,7 @@ impl LogSink {
         plan.run()
             .map_err(|e| self.fail("fsyncing the change log", &e))?;
         self.metrics.fsyncs.inc();
+        self.metrics.saved_now();
         self.metrics
             .fsync_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -40,6 +40,24 @@ pub struct StorageMetrics {
     pub recovered_entries: Gauge,
     /// 1 when the previous run did not shut down cleanly.
     pub unclean_start: Gauge,
+    /// Unix seconds of the last fsync of the change log or checkpoint
+    /// (`LASTSAVE`; Redis' `rdb_last_save_time`).
+    pub last_save_unix_seconds: Gauge,
+}
+
+impl StorageMetrics {
+    /// Notes that everything written so far is on disk now.
+    pub fn saved_now(&self) {
+        let secs = crate::clock::wall_clock_ms() / 1000;
+        self.last_save_unix_seconds
+            .set(i64::try_from(secs).unwrap_or(i64::MAX));
+    }
+}
+
+impl crate::hooks::SaveClock for StorageMetrics {
+    fn last_save_unix_secs(&self) -> u64 {
+        u64::try_from(self.last_save_unix_seconds.get()).unwrap_or(0)
+    }
 }
 
 impl Default for StorageMetrics {
@@ -65,6 +83,7 @@ impl Default for StorageMetrics {
             recovery_seconds: Gauge::default(),
             recovered_entries: Gauge::default(),
             unclean_start: Gauge::default(),
+            last_save_unix_seconds: Gauge::default(),
         }
     }
 }
@@ -137,6 +156,11 @@ impl StorageMetrics {
             "storage_unclean_start",
             "1 when the previous run of this data directory did not shut down cleanly",
             self.unclean_start.clone(),
+        );
+        registry.register(
+            "storage_last_save_timestamp_seconds",
+            "Unix time of the last change-log fsync or checkpoint (LASTSAVE)",
+            self.last_save_unix_seconds.clone(),
         );
         registry.register_collector(Box::new(LiveGauges {
             queue,

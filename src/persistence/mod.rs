@@ -107,6 +107,9 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     metrics.recovered_entries.set(entries as i64);
     metrics.replayed_changes.set(replayed.changes as i64);
     metrics.unclean_start.set(i64::from(unclean));
+    // What recovery loaded is on disk: the first save is the start.
+    metrics.saved_now();
+    let saves: Arc<dyn crate::hooks::SaveClock> = Arc::new(metrics.clone());
     let engine = Arc::new(engine);
     let queue = Arc::new(WriteQueue::default());
     // A garbage-collected tombstone recovered from disk may carry the
@@ -141,6 +144,7 @@ pub async fn attach(start: StartUp<'_>) -> anyhow::Result<Attached> {
     report_versions_ahead(start.store, &dir)?;
     let hooks = Hooks {
         durability: Some(commit.durability()),
+        saves: Some(saves),
         ..Hooks::default()
     };
     let data_dir = Some(dir.display().to_string());

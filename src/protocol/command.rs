@@ -11,6 +11,38 @@ pub enum ReplicateAction {
     Status,
 }
 
+/// What `COMMAND` asks for (Redis 7's subcommands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandQuery<'a> {
+    /// `COMMAND`, or `COMMAND INFO` without names: every command's entry.
+    All,
+    /// `COMMAND INFO name…`: the named commands' entries (nil for a name
+    /// that is not a command).
+    Info(Vec<&'a [u8]>),
+    /// `COMMAND DOCS [name…]`: documentation, of every command when no
+    /// name is given (unknown names are left out).
+    Docs(Vec<&'a [u8]>),
+    /// `COMMAND COUNT`
+    Count,
+    /// `COMMAND LIST [FILTERBY …]`: the names.
+    List(ListFilter<'a>),
+    /// `COMMAND HELP`
+    Help,
+}
+
+/// `COMMAND LIST FILTERBY …`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter<'a> {
+    /// Every command.
+    All,
+    /// `MODULE name`: none (MerkleKV has no modules).
+    Module,
+    /// `ACLCAT category`: commands in the category (`string`, `write`, …).
+    AclCategory(&'a [u8]),
+    /// `PATTERN glob`: names matching the glob.
+    Pattern(&'a [u8]),
+}
+
 /// A time to live as a command gives it; resolved against the store's
 /// clock when the command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +178,19 @@ pub enum Command<'a> {
     RandomKey,
     /// `TIME`
     Time,
+    /// `INCRBYFLOAT k delta`
+    IncrementFloat(&'a [u8], &'a [u8]),
+    /// `RENAME from to` / `RENAMENX from to` (`only_if_absent`).
+    Rename {
+        /// The key renamed.
+        from: &'a [u8],
+        /// Its new name.
+        to: &'a [u8],
+        /// `RENAMENX`: not over an existing key.
+        only_if_absent: bool,
+    },
+    /// `LASTSAVE`
+    LastSave,
     /// `DEL k` / `DELETE k` (text: one key; RESP: several).
     Delete(Vec<&'a [u8]>),
     /// `INC`/`DEC`/`INCR`/`DECR`/`INCRBY`/`DECRBY`: add `delta`.
@@ -222,8 +267,8 @@ pub enum Command<'a> {
     Shutdown,
     /// `SELECT db` (only 0 exists).
     Select(&'a [u8]),
-    /// `COMMAND …` (RESP clients probe it on connect).
-    CommandInfo,
+    /// `COMMAND …` (RESP clients and redis-cli read it on connect).
+    CommandInfo(CommandQuery<'a>),
     /// `CONFIG GET pattern` (answers the few keys clients ask for).
     ConfigGet(&'a [u8]),
     /// `QUIT`
@@ -298,6 +343,14 @@ pub enum CommandError {
     /// (`unknown command 'x', with args beginning with: 'a' 'b' `).
     #[error("{0}")]
     UnknownResp(String),
+    /// RESP: a subcommand the command does not have (Redis wording).
+    #[error("unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand {
+        /// The subcommand as sent (lossy UTF-8).
+        sub: String,
+        /// The command, upper case.
+        command: &'static str,
+    },
     /// RESP: only database 0 exists.
     #[error("DB index is out of range")]
     DbIndex,

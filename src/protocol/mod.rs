@@ -10,6 +10,7 @@ pub mod resp;
 pub mod text;
 
 pub use command::{
-    Command, CommandError, ExpireSpec, ReplicateAction, SetArgs, SetReply, SyncFlags, TtlReport,
+    Command, CommandError, CommandQuery, ExpireSpec, ListFilter, ReplicateAction, SetArgs,
+    SetReply, SyncFlags, TtlReport,
 };
 pub use reply::{PairValue, Protocol, ReplyBuf};

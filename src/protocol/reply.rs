@@ -147,6 +147,14 @@ impl ReplyBuf {
         }
     }
 
+    /// Pre-encoded RESP (the command table's entries), as is; nothing on
+    /// the text protocol, which has no such replies.
+    pub fn raw_resp(&mut self, bytes: &[u8]) {
+        if self.proto == Protocol::Resp {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
+
     /// `OK` / `+OK`.
     pub fn ok(&mut self) {
         match self.proto {

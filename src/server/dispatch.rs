@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::clients::ClientInfo;
 use super::commands::{
-    admin, breadth, client as conn, expiry, keyspace, routed, strings, transaction,
+    admin, breadth, client as conn, command_table, expiry, keyspace, routed, strings, transaction,
 };
 use super::context::ServerContext;
 use super::session::Session;
@@ -16,7 +16,7 @@ fn kind(cmd: &Command<'_>) -> CommandKind {
         Command::Get(_) => CommandKind::Get,
         Command::Set(..) | Command::SetWith(_) => CommandKind::Set,
         Command::Delete(_) => CommandKind::Delete,
-        Command::Increment(..) => CommandKind::Numeric,
+        Command::Increment(..) | Command::IncrementFloat(..) => CommandKind::Numeric,
         Command::Append(..) | Command::Prepend(..) => CommandKind::String,
         Command::MGet(_) | Command::MSet(_) => CommandKind::Bulk,
         _ => CommandKind::Other,
@@ -51,6 +51,15 @@ pub fn execute<'a>(
         Command::Strlen(key) => breadth::strlen(ctx, out, key),
         Command::GetDel(key) => breadth::getdel(ctx, session, out, key),
         Command::MSetNx(pairs) => breadth::msetnx(ctx, session, out, &pairs),
+        Command::IncrementFloat(key, delta) => {
+            breadth::increment_float(ctx, session, out, key, delta)
+        }
+        Command::Rename {
+            from,
+            to,
+            only_if_absent,
+        } => breadth::rename(ctx, session, out, from, to, only_if_absent),
+        Command::LastSave => admin::last_save(ctx, out),
         Command::SetRange(key, offset, bytes) => {
             breadth::setrange(ctx, session, out, key, offset, bytes)
         }
@@ -95,7 +104,7 @@ pub fn execute<'a>(
         Command::Stats => admin::stats(ctx, out),
         Command::Memory => admin::memory(ctx, out),
         Command::Shutdown => return admin::shutdown(ctx, out),
-        Command::CommandInfo => admin::command_info(out),
+        Command::CommandInfo(query) => command_table::answer(out, query),
         Command::ConfigGet(pattern) => admin::config_get(out, pattern),
         Command::Sync { host, port, flags } => return admin::sync(host, port, flags),
         Command::Replicate(action) => admin::replicate(ctx, out, action),

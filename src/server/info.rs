@@ -50,7 +50,7 @@ pub fn info_lines(ctx: &ServerContext) -> Vec<String> {
         .replication
         .as_ref()
         .map_or_else(|| "REPLICATION disabled".to_string(), |r| r.status());
-    vec![
+    let mut lines = vec![
         format!("version:{}", env!("CARGO_PKG_VERSION")),
         format!("node_id:{}", ctx.facts.node_id),
         format!("uptime_seconds:{up}"),
@@ -102,6 +102,31 @@ pub fn info_lines(ctx: &ServerContext) -> Vec<String> {
         ),
         format!("client_memory_bytes:{}", ctx.clients.held_total()),
         format!("clients_evicted_for_memory:{}", ctx.clients.evicted()),
+    ];
+    lines.extend(last_sync_lines(ctx));
+    lines
+}
+
+/// INFO's account of the last on-demand `SYNC`, always four lines:
+/// `last_sync` (`none`, `ok` or `failed`), its peer, when it ended (unix
+/// seconds, 0 for none) and its figures or error.
+fn last_sync_lines(ctx: &ServerContext) -> [String; 4] {
+    let last = ctx.stats.last_sync.lock().clone();
+    let (status, peer, ended, result) = match last {
+        None => ("none", String::new(), 0, String::new()),
+        Some(last) => {
+            let (status, result) = match last.outcome {
+                Ok(figures) => ("ok", figures),
+                Err(error) => ("failed", error),
+            };
+            (status, last.peer, last.ended_unix_secs, result)
+        }
+    };
+    [
+        format!("last_sync:{status}"),
+        format!("last_sync_peer:{peer}"),
+        format!("last_sync_unix:{ended}"),
+        format!("last_sync_result:{result}"),
     ]
 }
 

@@ -30,6 +30,7 @@ pub fn store_error_text(e: &StoreError, protocol: Protocol) -> String {
         }
         StoreError::NotANumber { key } => format!("Value for key '{key}' is not a valid number"),
         StoreError::Overflow => "increment or decrement would overflow".into(),
+        StoreError::NotAFloat | StoreError::NotFinite | StoreError::NoSuchKey => e.to_string(),
         StoreError::StorageFull => "Storage full".into(),
         StoreError::ValueTooLarge { limit } => {
             format!("value would exceed the maximum size of {limit} bytes")

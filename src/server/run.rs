@@ -10,6 +10,7 @@ use super::context::ServerContext;
 use super::dispatch;
 use super::replies::error;
 use super::session::Session;
+use super::stats::LastSync;
 use super::transaction::Transaction;
 use crate::protocol::{resp, CommandError, ReplyBuf, SyncFlags};
 
@@ -70,7 +71,16 @@ async fn run_sync(
         error(ctx, out, "anti-entropy is not available on this node");
         return;
     };
-    match runner.sync_with(host.to_string(), port, flags).await {
+    let outcome = runner.sync_with(host.to_string(), port, flags).await;
+    *ctx.stats.last_sync.lock() = Some(LastSync {
+        peer: format!("{host}:{port}"),
+        ended_unix_secs: crate::clock::wall_clock_ms() / 1000,
+        outcome: outcome
+            .as_ref()
+            .map(|o| o.summary.clone())
+            .map_err(|e| e.to_string()),
+    });
+    match outcome {
         Ok(outcome) => {
             if !outcome.changes.is_empty() {
                 session.wrote = true;

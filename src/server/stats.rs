@@ -30,6 +30,19 @@ pub struct Stats {
     pub bulk_commands: StripedCounter,
     /// Replies that were errors.
     pub error_replies: StripedCounter,
+    /// The last on-demand `SYNC` round (INFO shows it).
+    pub last_sync: parking_lot::Mutex<Option<LastSync>>,
+}
+
+/// What the last `SYNC host port` did.
+#[derive(Debug, Clone)]
+pub struct LastSync {
+    /// `host:port` as the client gave it.
+    pub peer: String,
+    /// When it ended, unix seconds.
+    pub ended_unix_secs: u64,
+    /// The round's figures, or why it failed.
+    pub outcome: Result<String, String>,
 }
 
 /// Which counter a command bumps.

@@ -13,6 +13,16 @@ pub enum StoreError {
         /// The key (lossy UTF-8), for the message.
         key: String,
     },
+    /// INCRBYFLOAT on a value, or with an increment, that is not a
+    /// number Redis reads as a `long double`.
+    #[error("value is not a valid float")]
+    NotAFloat,
+    /// INCRBYFLOAT would give an infinite or NaN result.
+    #[error("increment would produce NaN or Infinity")]
+    NotFinite,
+    /// RENAME/RENAMENX of a key that does not exist.
+    #[error("no such key")]
+    NoSuchKey,
     /// INC/DEC would leave the i64 range.
     #[error("increment or decrement would overflow")]
     Overflow,

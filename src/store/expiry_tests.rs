@@ -340,3 +340,81 @@ fn msetnx_writes_all_keys_or_none() {
         }
     );
 }
+
+#[test]
+fn rename_moves_value_and_deadline_within_and_across_shards() {
+    let s = store("a");
+    let far = 4_000_000_000_000;
+    let same_shard = (1..10_000)
+        .map(|i| format!("to{i}"))
+        .find(|k| s.locate(k.as_bytes()).shard == s.locate(b"from").shard)
+        .expect("a key in the same shard");
+    let other_shard = (1..10_000)
+        .map(|i| format!("to{i}"))
+        .find(|k| s.locate(k.as_bytes()).shard != s.locate(b"from").shard)
+        .expect("a key in another shard");
+    for to in [same_shard.as_bytes(), other_shard.as_bytes()] {
+        set_ttl(&s, b"from", b"v", at(far), SetWhen::Always);
+        let op = WriteOp::Rename {
+            from: b"from",
+            to,
+            only_if_absent: false,
+        };
+        let (r, changes) = s.apply_local(op).expect("rename");
+        assert!(matches!(r, WriteResult::Conditional { written: true, .. }));
+        assert_eq!(changes.len(), 2, "the new key and the old key's tombstone");
+        assert_eq!(s.get(b"from"), None);
+        assert_eq!(s.get(to).as_deref(), Some(&b"v"[..]));
+        let moved = s.entry(to).expect("entry");
+        assert_eq!(moved.expires_at.map(NonZeroU64::get), Some(far));
+        // RENAMENX does not replace a live key; a missing source is an error.
+        set_ttl(&s, b"from", b"w", Ttl::Clear, SetWhen::Always);
+        let nx = WriteOp::Rename {
+            from: b"from",
+            to,
+            only_if_absent: true,
+        };
+        let (r, changes) = s.apply_local(nx).expect("renamenx");
+        assert!(matches!(r, WriteResult::Conditional { written: false, .. }));
+        assert!(changes.is_empty());
+        assert_eq!(s.get(to).as_deref(), Some(&b"v"[..]));
+        s.apply_local(WriteOp::Delete { key: b"from" })
+            .expect("del");
+        assert_eq!(
+            s.apply_local(WriteOp::Rename {
+                from: b"from",
+                to,
+                only_if_absent: false
+            })
+            .map(|(r, _)| r),
+            Err(StoreError::NoSuchKey)
+        );
+    }
+}
+
+#[test]
+fn incrbyfloat_keeps_the_deadline_and_refuses_non_numbers() {
+    let s = store("a");
+    let far = 4_000_000_000_000;
+    set_ttl(&s, b"f", b"1.5", at(far), SetWhen::Always);
+    let (r, changes) = s
+        .apply_local(WriteOp::IncrementFloat {
+            key: b"f",
+            delta: b"0.25",
+        })
+        .expect("incrbyfloat");
+    assert_eq!(r, WriteResult::Value(Box::from(&b"1.75"[..])));
+    assert_eq!(changes.len(), 1);
+    let entry = s.entry(b"f").expect("entry");
+    assert_eq!(entry.expires_at.map(NonZeroU64::get), Some(far));
+    for (value, delta, error) in [
+        (&b"abc"[..], &b"1"[..], StoreError::NotAFloat),
+        (b"1", b"x", StoreError::NotAFloat),
+        (b"1", b"inf", StoreError::NotFinite),
+    ] {
+        set_ttl(&s, b"g", value, Ttl::Clear, SetWhen::Always);
+        let op = WriteOp::IncrementFloat { key: b"g", delta };
+        assert_eq!(s.apply_local(op).map(|(r, _)| r), Err(error));
+        assert_eq!(s.get(b"g").as_deref(), Some(value), "left as it was");
+    }
+}

@@ -15,6 +15,7 @@ mod error;
 mod expiry;
 mod forget;
 pub mod hash_ranges;
+mod long_double;
 mod merkle;
 mod ops;
 mod reads;

@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU64;
 
+use super::long_double::LongDouble;
 use super::{Change, Entry, Location, Map, Prior, Store, StoreError, Version};
 
 /// The longest value `SETRANGE` builds, whatever the configured limit
@@ -71,6 +72,27 @@ pub enum WriteOp<'a> {
         key: &'a [u8],
         /// Amount (negative to decrement).
         delta: i64,
+    },
+    /// Add the decimal number `delta` to the one stored at `key` (missing
+    /// = 0) as Redis' `INCRBYFLOAT` does: `long double` arithmetic, the
+    /// result stored as text; the deadline stays.
+    IncrementFloat {
+        /// Key.
+        key: &'a [u8],
+        /// The increment, as the client sent it.
+        delta: &'a [u8],
+    },
+    /// Move a live key's value and deadline to `to` (`RENAME`; `RENAMENX`
+    /// when `only_if_absent`: not over a live `to`). Both keys' shard locks
+    /// are held together; `to` is written and `from` deleted, each with a
+    /// new version. A missing `from` is `StoreError::NoSuchKey`.
+    Rename {
+        /// The key renamed.
+        from: &'a [u8],
+        /// Its new name.
+        to: &'a [u8],
+        /// Refuse to replace a live `to`.
+        only_if_absent: bool,
     },
     /// Append `suffix` to the value (missing = empty).
     Append {
@@ -320,6 +342,31 @@ fn apply_recording(
             })?);
             WriteResult::Number(result)
         }
+        WriteOp::IncrementFloat { key, delta } => {
+            let mut value = Box::default();
+            record(store.write_local(key, collect, Ttl::Keep, |old| {
+                let current = match old {
+                    None => LongDouble::ZERO,
+                    Some(bytes) => LongDouble::parse(bytes).ok_or(StoreError::NotAFloat)?,
+                };
+                let by = LongDouble::parse(delta).ok_or(StoreError::NotAFloat)?;
+                let text = current
+                    .add(by)
+                    .and_then(LongDouble::to_redis_text)
+                    .ok_or(StoreError::NotFinite)?;
+                value = Box::from(text.as_bytes());
+                Ok(Some(text.into_bytes().into_boxed_slice()))
+            })?);
+            WriteResult::Value(value)
+        }
+        WriteOp::Rename {
+            from,
+            to,
+            only_if_absent,
+        } => {
+            let written = store.rename(from, to, only_if_absent, collect, record)?;
+            WriteResult::Conditional { written, old: None }
+        }
         WriteOp::Append {
             key,
             suffix,
@@ -449,6 +496,55 @@ impl Store {
             let shard = &mut guards[guard_of(loc.shard)];
             record(self.stamp_and_write(shard, loc, key, Some((*value).into()), None, collect)?);
         }
+        Ok(true)
+    }
+
+    /// `RENAME` / `RENAMENX`: holds the write locks of both keys' shards (in
+    /// shard order, like `MSETNX`), writes `from`'s value and deadline to
+    /// `to` and deletes `from`. Returns whether it renamed (`false`: a live
+    /// `to` and `only_if_absent`, or `RENAMENX k k`).
+    fn rename(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        only_if_absent: bool,
+        collect: bool,
+        record: &mut impl FnMut(Option<Change>),
+    ) -> Result<bool, StoreError> {
+        let (source, target) = (self.locate(from), self.locate(to));
+        let first = source.shard.min(target.shard);
+        let mut first_guard = self.shards[first].write();
+        let mut second_guard = (target.shard != source.shard)
+            .then(|| self.shards[source.shard.max(target.shard)].write());
+        let (source_map, target_map): (&mut Map, Option<&mut Map>) = match &mut second_guard {
+            None => (&mut first_guard, None),
+            Some(second) if source.shard == first => (&mut first_guard, Some(second)),
+            Some(second) => (second, Some(&mut first_guard)),
+        };
+        let moved = source_map.get(from).and_then(|slot| {
+            self.live_value(slot)
+                .map(|value| (Box::<[u8]>::from(value), slot.expires_at()))
+        });
+        let Some((value, deadline)) = moved else {
+            return Err(StoreError::NoSuchKey);
+        };
+        if from == to {
+            return Ok(!only_if_absent);
+        }
+        let target_live = target_map
+            .as_deref()
+            .unwrap_or(source_map)
+            .get(to)
+            .is_some_and(|slot| self.live_value(slot).is_some());
+        if only_if_absent && target_live {
+            return Ok(false);
+        }
+        let into = match target_map {
+            Some(map) => map,
+            None => &mut *source_map,
+        };
+        record(self.stamp_and_write(into, target, to, Some(value), deadline, collect)?);
+        record(self.stamp_and_write(source_map, source, from, None, None, collect)?);
         Ok(true)
     }
 

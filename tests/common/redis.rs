@@ -96,3 +96,37 @@ pub fn check_script(
         }
     }
 }
+
+/// Reads one whole RESP reply, raw (nested arrays included).
+pub fn read_reply(c: &mut Client) -> Vec<u8> {
+    use std::io::BufRead;
+    let mut header = Vec::new();
+    c.reader
+        .read_until(b'\n', &mut header)
+        .expect("read a reply header");
+    let n: i64 = std::str::from_utf8(&header[1..header.len().saturating_sub(2)])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut raw = header.clone();
+    match header.first() {
+        Some(b'$') if n >= 0 => {
+            let mut body = vec![0u8; usize::try_from(n).expect("length") + 2];
+            c.reader.read_exact(&mut body).expect("read a bulk body");
+            raw.extend_from_slice(&body);
+        }
+        Some(b'*') => {
+            for _ in 0..n.max(0) {
+                raw.extend_from_slice(&read_reply(c));
+            }
+        }
+        _ => {}
+    }
+    raw
+}
+
+/// Sends one RESP request and reads its whole reply.
+pub fn whole_reply(c: &mut Client, args: &[&str]) -> Vec<u8> {
+    c.send(&request(args));
+    read_reply(c)
+}

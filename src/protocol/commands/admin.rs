@@ -1,7 +1,9 @@
 //! VERSION, INFO, STATS, MEMORY, SYNC, REPLICATE, SHUTDOWN, COMMAND,
-//! CONFIG GET: the node.
+//! CONFIG GET, LASTSAVE: the node.
 
-use super::super::command::{Command, CommandError, ReplicateAction, SyncFlags};
+use super::super::command::{
+    Command, CommandError, CommandQuery, ListFilter, ReplicateAction, SyncFlags,
+};
 use super::super::request::{sync_port, RespRequest, TextRequest};
 
 type Parsed<'a> = Option<Result<Command<'a>, CommandError>>;
@@ -77,7 +79,8 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
             .arity(n == 1)
             .and_then(|_| replicate_action(a[0]).ok_or(CommandError::Syntax)),
         b"SHUTDOWN" => Ok(Command::Shutdown),
-        b"COMMAND" => Ok(Command::CommandInfo),
+        b"COMMAND" => command_query(a).map(Command::CommandInfo),
+        b"LASTSAVE" => r.arity(n == 0).map(|_| Command::LastSave),
         b"CONFIG" => r.arity(n >= 2).and_then(|_| {
             if !a[0].eq_ignore_ascii_case(b"GET") {
                 return Err(CommandError::Syntax);
@@ -86,4 +89,39 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
         }),
         _ => return None,
     })
+}
+
+/// `COMMAND [COUNT | LIST [FILTERBY …] | INFO [name…] | DOCS [name…] | HELP]`,
+/// with Redis 7's errors.
+fn command_query<'a>(args: &[&'a [u8]]) -> Result<CommandQuery<'a>, CommandError> {
+    let Some((sub, rest)) = args.split_first() else {
+        return Ok(CommandQuery::All);
+    };
+    let arity = |name: &str| CommandError::WrongArity(format!("command|{name}"));
+    match sub.to_ascii_uppercase().as_slice() {
+        b"COUNT" if rest.is_empty() => Ok(CommandQuery::Count),
+        b"COUNT" => Err(arity("count")),
+        b"HELP" if rest.is_empty() => Ok(CommandQuery::Help),
+        b"HELP" => Err(arity("help")),
+        b"INFO" if rest.is_empty() => Ok(CommandQuery::All),
+        b"INFO" => Ok(CommandQuery::Info(rest.to_vec())),
+        b"DOCS" => Ok(CommandQuery::Docs(rest.to_vec())),
+        b"LIST" => match rest {
+            [] => Ok(CommandQuery::List(ListFilter::All)),
+            [filterby, kind, value] if filterby.eq_ignore_ascii_case(b"FILTERBY") => {
+                let filter = match kind.to_ascii_uppercase().as_slice() {
+                    b"MODULE" => ListFilter::Module,
+                    b"ACLCAT" => ListFilter::AclCategory(value),
+                    b"PATTERN" => ListFilter::Pattern(value),
+                    _ => return Err(CommandError::Syntax),
+                };
+                Ok(CommandQuery::List(filter))
+            }
+            _ => Err(CommandError::Syntax),
+        },
+        _ => Err(CommandError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(sub).into_owned(),
+            command: "COMMAND",
+        }),
+    }
 }

@@ -1,6 +1,6 @@
 //! More of Redis' string commands (RESP only), answered as Redis 7 does:
 //! `GETSET`, `GETDEL`, `SETRANGE`, `MSETNX`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TYPE`,
-//! `TOUCH`, `RANDOMKEY`,
+//! `TOUCH`, `RANDOMKEY`, `INCRBYFLOAT`, `RENAME`, `RENAMENX`,
 //! `TIME`, and the data-type commands MerkleKV does not have, refused with
 //! an error that names the command and says why.
 
@@ -83,6 +83,14 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
             }))
         }),
         b"STRLEN" => r.arity(n == 1).map(|_| Command::Strlen(a[0])),
+        b"INCRBYFLOAT" => r
+            .arity(n == 2)
+            .map(|_| Command::IncrementFloat(a[0], a[1])),
+        b"RENAME" | b"RENAMENX" => r.arity(n == 2).map(|_| Command::Rename {
+            from: a[0],
+            to: a[1],
+            only_if_absent: r.upper() == b"RENAMENX",
+        }),
         b"MSETNX" => r
             .arity(n >= 2 && n % 2 == 0)
             .map(|_| Command::MSetNx(a.chunks(2).map(|p| (p[0], p[1])).collect())),

@@ -1,4 +1,4 @@
-//! VERSION, INFO, STATS, MEMORY, SHUTDOWN, COMMAND, CONFIG GET, SYNC and
+//! VERSION, INFO, STATS, MEMORY, SHUTDOWN, CONFIG GET, LASTSAVE, SYNC and
 //! REPLICATE: the node.
 
 use super::super::action::Action;
@@ -41,9 +41,17 @@ pub fn shutdown(ctx: &ServerContext, out: &mut ReplyBuf) -> Action<'static> {
     Action::Close
 }
 
-/// `COMMAND …`: clients probe it on connect; an empty table.
-pub fn command_info(out: &mut ReplyBuf) {
-    out.string_array(&[])
+/// `LASTSAVE`: unix seconds of the last save — the change log's last
+/// fsync or checkpoint; without durable storage, the node's start (what
+/// Redis answers before its first save).
+pub fn last_save(ctx: &ServerContext, out: &mut ReplyBuf) {
+    let secs = match &ctx.hooks.saves {
+        Some(saves) => saves.last_save_unix_secs(),
+        None => {
+            (crate::clock::wall_clock_ms() / 1000).saturating_sub(ctx.started.elapsed().as_secs())
+        }
+    };
+    out.integer(i64::try_from(secs).unwrap_or(i64::MAX));
 }
 
 /// `CONFIG GET pattern`: the few keys clients ask for.

@@ -1,4 +1,4 @@
-//! GETDEL, SETRANGE, MSETNX, STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the
+//! GETDEL, SETRANGE, MSETNX, INCRBYFLOAT, RENAME, RENAMENX, STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME: the
 //! rest of Redis' everyday string-keyspace commands, on a full replica (a partitioned
 //! cluster runs the keyed ones through the coordinator, see `routed`).
 
@@ -25,6 +25,55 @@ pub fn getdel_reply(out: &mut ReplyBuf, result: WriteResult) {
     match result {
         WriteResult::Conditional { old, .. } => out.value(old.as_deref()),
         _ => out.value(None),
+    }
+}
+
+/// `INCRBYFLOAT k delta`: the new value, as Redis writes it.
+pub fn increment_float(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    key: &[u8],
+    delta: &[u8],
+) {
+    match apply(ctx, session, WriteOp::IncrementFloat { key, delta }) {
+        Ok(result) => float_reply(out, result),
+        Err(e) => {
+            replies::store_error(ctx, out, &e);
+        }
+    }
+}
+
+/// Encodes `INCRBYFLOAT`'s reply: the new value.
+pub fn float_reply(out: &mut ReplyBuf, result: WriteResult) {
+    match result {
+        WriteResult::Value(v) => out.value(Some(&v)),
+        _ => out.value(None),
+    }
+}
+
+/// `RENAME from to` (`OK`) / `RENAMENX from to` (`1` renamed, `0` not).
+pub fn rename(
+    ctx: &ServerContext,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    from: &[u8],
+    to: &[u8],
+    only_if_absent: bool,
+) {
+    let op = WriteOp::Rename {
+        from,
+        to,
+        only_if_absent,
+    };
+    match apply(ctx, session, op) {
+        Ok(WriteResult::Conditional { written, .. }) if only_if_absent => {
+            out.integer(i64::from(written))
+        }
+        Ok(_) => out.ok(),
+        Err(e) => {
+            replies::store_error(ctx, out, &e);
+        }
     }
 }
 

@@ -6,15 +6,19 @@
 //!
 //! * [`strings`]: GET, SET, DEL, INC/DEC, APPEND/PREPEND, MGET, MSET,
 //!   EXISTS — single-key and multi-key reads and writes.
-//! * [`breadth`]: STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME.
+//! * [`breadth`]: GETDEL, SETRANGE, MSETNX, INCRBYFLOAT, RENAME, RENAMENX,
+//!   STRLEN, GETRANGE, TYPE, TOUCH, RANDOMKEY, TIME.
 //! * [`expiry`]: SET with options, SETEX, SETNX, EXPIRE and relatives,
 //!   PERSIST, TTL and relatives, GETEX — keys with a time to live.
 //! * [`keyspace`]: SCAN, KEYS, DBSIZE, FLUSH, HASH — the key space as a
 //!   whole.
 //! * [`client`]: PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT … — the
 //!   connection itself.
-//! * [`admin`]: VERSION, INFO, STATS, MEMORY, SHUTDOWN, COMMAND, CONFIG,
+//! * [`admin`]: VERSION, INFO, STATS, MEMORY, SHUTDOWN, CONFIG, LASTSAVE,
 //!   SYNC, REPLICATE — the node.
+//! * [`command_table`]: COMMAND and its subcommands — the table clients
+//!   read (Redis' own entries for the Redis commands, from
+//!   `redis_command_table`).
 //! * [`transaction`]: MULTI, EXEC, DISCARD.
 //! * [`write`]: how every write reaches the store and replication.
 //! * [`routed`]: the keyed commands of a partitioned cluster, through the
@@ -25,8 +29,10 @@
 pub mod admin;
 pub mod breadth;
 pub mod client;
+pub mod command_table;
 pub mod expiry;
 pub mod keyspace;
+mod redis_command_table;
 pub mod routed;
 pub mod strings;
 pub mod transaction;

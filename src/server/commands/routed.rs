@@ -42,6 +42,8 @@ pub fn is_routed(cmd: &Command<'_>) -> bool {
             | Command::GetRange(..)
             | Command::Type(_)
             | Command::Touch(_)
+            | Command::IncrementFloat(..)
+            | Command::Rename { .. }
     )
 }
 
@@ -153,6 +155,21 @@ pub async fn run(
                 ctx,
                 out,
                 "MSETNX is not supported in a partitioned cluster: its keys live on different replicas and cannot be set all or nothing",
+            );
+            return;
+        }
+        Command::IncrementFloat(key, delta) => c
+            .execute(Rmw::IncrementFloat(key, delta), level)
+            .await
+            .map(|r| breadth::float_reply(out, r)),
+        Command::Rename { only_if_absent, .. } => {
+            // Its two keys live on different replica sets: moving a value
+            // between them cannot be atomic (Redis Cluster refuses it too).
+            let name = if only_if_absent { "RENAMENX" } else { "RENAME" };
+            replies::error(
+                ctx,
+                out,
+                &format!("{name} is not supported in a partitioned cluster: its two keys live on different replicas and cannot be moved atomically"),
             );
             return;
         }
