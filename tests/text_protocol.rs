@@ -209,6 +209,10 @@ fn info_has_its_fixed_line_set() {
         "writes_refused_clock_ahead",
         "client_memory_bytes",
         "clients_evicted_for_memory",
+        "last_sync",
+        "last_sync_peer",
+        "last_sync_unix",
+        "last_sync_result",
     ];
     c.send(b"INFO\r\n");
     assert_eq!(c.line(), "INFO\r\n");
@@ -225,6 +229,8 @@ fn info_has_its_fixed_line_set() {
     assert_eq!(fields["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(fields["node_id"], "t1");
     assert_eq!(fields["db_keys"], "2");
+    assert_eq!(fields["last_sync"], "none");
+    assert_eq!(fields["last_sync_unix"], "0");
     let up: u64 = fields["uptime_seconds"].parse().expect("uptime_seconds");
     assert!(up < 600);
     assert!(fields["uptime"].ends_with('s'), "{}", fields["uptime"]);
