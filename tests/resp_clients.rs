@@ -124,7 +124,7 @@ fn resp_replies_byte_for_byte() {
         (&[b"SELECT", b"1"], b"-ERR DB index is out of range\r\n"),
         (&[b"CONFIG", b"GET", b"save"], b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
         (&[b"CONFIG", b"GET", b"maxmemory"], b"*0\r\n"),
-        (&[b"COMMAND", b"DOCS"], b"*0\r\n"),
+        (&[b"COMMAND", b"DOCS", b"nosuch"], b"*0\r\n"),
         (&[b"CLIENT", b"SETNAME", b"me"], b"+OK\r\n"),
         (&[b"CLIENT", b"GETNAME"], b"$2\r\nme\r\n"),
         (

@@ -7,7 +7,7 @@ use super::super::context::ServerContext;
 use super::super::replies::error;
 use super::super::session::Session;
 use crate::config::Consistency;
-use crate::protocol::{PairValue, ReplyBuf};
+use crate::protocol::{PairValue, Protocol, ReplyBuf};
 
 /// Redis' wording for a client name it refuses.
 const BAD_CLIENT_NAME: &str = "Client names cannot contain spaces, newlines or special characters.";
@@ -55,7 +55,16 @@ pub fn auth(ctx: &ServerContext, out: &mut ReplyBuf) -> Action<'static> {
 
 /// `CLIENT LIST`
 pub fn list(ctx: &ServerContext, out: &mut ReplyBuf) {
-    out.block("CLIENT LIST", &ctx.clients.list(), Some("END"))
+    let clients = ctx.clients.list();
+    match out.protocol() {
+        Protocol::Text => out.block("CLIENT LIST", &clients, Some("END")),
+        // Redis ends each client's line with a bare `\n` (redis-py 8
+        // splits on it).
+        Protocol::Resp => {
+            let body: String = clients.iter().map(|c| format!("{c}\n")).collect();
+            out.bulk_or_line(body.as_bytes())
+        }
+    }
 }
 
 /// `CLIENT SETNAME name`
