@@ -116,7 +116,8 @@ def sweep(args):
         if args.bin == "redis":
             proc, port = start_redis()
         else:
-            proc, port = start_node(args.bin, STORAGE_PERSISTENCE="false")
+            extra = dict(kv.split("=", 1) for kv in args.env)
+            proc, port = start_node(args.bin, env=extra or None, STORAGE_PERSISTENCE="false")
         try:
             deadline_ms = int(time.time() * 1000) + args.lead_seconds * 1000
             load_file(path, keys, pxat=deadline_ms)
@@ -159,6 +160,8 @@ def main():
     s.add_argument("--keys", type=int, default=1_000_000)
     s.add_argument("--requests", type=int, default=300_000)
     s.add_argument("--lead-seconds", type=int, default=40)
+    s.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an extra environment variable for the node (repeatable)")
     args = ap.parse_args()
     memory(args) if args.what == "memory" else sweep(args)
 

@@ -28,3 +28,29 @@ pub fn release_free_memory() {
         }
     }
 }
+
+/// Lowers the calling thread's scheduling priority to the lowest (`nice
+/// 19`), so that on busy cores it yields to the threads serving clients
+/// and runs on what they leave. Linux only; elsewhere this does nothing.
+/// Returns whether the priority was changed.
+pub fn lower_this_thread_priority() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn gettid() -> i32;
+            fn setpriority(which: u32, who: u32, prio: i32) -> i32;
+        }
+        const PRIO_PROCESS: u32 = 0;
+        // SAFETY: `gettid` has no preconditions; `setpriority` on
+        // PRIO_PROCESS with a thread id changes only that thread's nice
+        // value (Linux semantics) and touches no memory of ours.
+        unsafe {
+            let tid = gettid();
+            u32::try_from(tid).is_ok_and(|tid| setpriority(PRIO_PROCESS, tid, 19) == 0)
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
