@@ -3,7 +3,8 @@
 side by side, many short rounds, medians of per-round ratios to Redis.
 
 Each variant is LABEL=BINARY[,VAR=VALUE...] (extra environment for that
-node, e.g. MERKLE_KV_NETWORK_WORKER_THREADS=2 or MERKLE_KV_STORAGE_PERSISTENCE=true);
+node, e.g. MERKLE_KV_NETWORK_WORKER_THREADS=2 or MERKLE_KV_STORAGE_PERSISTENCE=true;
+with MERKLE_KV_SECURITY_PASSWORD=pw redis-benchmark logs in with `-a pw`);
 every node runs with MQTT, anti-entropy and (unless overridden) persistence
 off, data in a fresh temporary directory. After a 100,000-key load, each
 round drives every server once per test, in a shuffled order, with
@@ -41,7 +42,17 @@ def start_variant(spec, data_root):
     extra = dict(kv.split("=", 1) for kv in overrides)
     proc, port = start_node(binary, env=extra, STORAGE_PERSISTENCE="false",
                             STORAGE_DATA_DIR=os.path.join(data_root, label))
+    # A node with a password: redis-benchmark logs in with it (-a).
+    PASSWORDS[port] = extra.get("MERKLE_KV_SECURITY_PASSWORD")
     return label, port, proc
+
+
+PASSWORDS = {}
+
+
+def auth_args(port):
+    password = PASSWORDS.get(port)
+    return ["-a", password] if password else []
 
 
 def children_cpu():
@@ -54,7 +65,7 @@ def bench(port, test, a):
     """One redis-benchmark run; returns (ops/s, p99 ms)."""
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(a.c), "-P", str(a.P),
-         "-n", str(a.n), "-r", "100000", "-d", "100", "--csv"]
+         "-n", str(a.n), "-r", "100000", "-d", "100", "--csv"] + auth_args(port)
         + (["--threads", str(a.threads)] if a.threads else []),
         capture_output=True, text=True, timeout=300).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -82,7 +93,8 @@ def main():
         try:
             for _, port, _ in servers:
                 subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "100000",
-                                "-r", "100000", "-d", "100", "-q"], capture_output=True, timeout=300)
+                                "-r", "100000", "-d", "100", "-q"] + auth_args(port),
+                               capture_output=True, timeout=300)
             rate = {(s[0], t): [] for s in servers for t in tests}
             p99 = {(s[0], t): [] for s in servers for t in tests}
             client = {(s[0], t): [] for s in servers for t in tests}

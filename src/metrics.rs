@@ -64,6 +64,18 @@ impl Collector for CoreCollector {
             "Connections refused by max_connections",
             g(&s.rejected_connections),
         )?;
+        counter(
+            &mut enc,
+            "auth_failures",
+            "AUTH attempts with a wrong user name or password",
+            g(&s.auth_failures),
+        )?;
+        counter(
+            &mut enc,
+            "protected_mode_refusals",
+            "Remote clients refused by protected mode (no password set, listening beyond loopback)",
+            g(&s.protected_mode_refusals),
+        )?;
         gauge(
             &mut enc,
             "active_connections",

@@ -260,6 +260,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             .unwrap_or(usize::MAX),
         },
         hooks: assembly.hooks,
+        auth: crate::server::auth::Authenticator::new(&config.security),
         cluster,
         facts,
         idle_poll,

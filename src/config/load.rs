@@ -32,6 +32,8 @@ pub(super) enum Kind {
     Float,
     Bool,
     StrList,
+    /// An array of tables (`[[security.users]]`); TOML only.
+    TableList,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Float => "a number with a decimal point (e.g. 0.1)",
             Kind::Bool => "a boolean (true or false)",
             Kind::StrList => "an array of strings",
+            Kind::TableList => "an array of tables",
         }
     }
 }
@@ -67,6 +70,7 @@ fn build_schema() -> Schema {
     sample.mqtt.enabled = Some(true);
     sample.mqtt.username = Some(String::new());
     sample.mqtt.password = Some(String::new());
+    sample.security.users = vec![super::UserConfig::default()];
     let table = Table::try_from(&sample).expect("the default configuration serializes to TOML");
 
     let mut sections = BTreeSet::new();
@@ -103,6 +107,7 @@ fn kind_of(value: &Value) -> Kind {
         Value::Integer(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::Boolean(_) => Kind::Bool,
+        Value::Array(items) if items.first().is_some_and(Value::is_table) => Kind::TableList,
         Value::Array(_) => Kind::StrList,
         other => panic!(
             "configuration schema: unsupported type {}",
@@ -328,6 +333,17 @@ fn check_kind(path: &str, value: &Value, kind: Kind, source: &str) -> Result<(),
             }
             true
         }
+        (Kind::TableList, Value::Array(items)) => {
+            if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| !v.is_table()) {
+                return Err(ConfigError::InvalidType {
+                    key: format!("{path}[{i}]"),
+                    expected: "a table".to_owned(),
+                    found: describe(item),
+                    source_name: source.to_owned(),
+                });
+            }
+            true
+        }
         _ => false,
     };
     if ok {
@@ -379,6 +395,7 @@ fn read_env(
         key: canonical.to_owned(),
         expected: match kind {
             Kind::StrList => "a comma-separated list".to_owned(),
+            Kind::TableList => "nothing: set it in the configuration file".to_owned(),
             Kind::Bool => "true or false".to_owned(),
             other => other.expected().to_owned(),
         },
@@ -394,6 +411,7 @@ fn read_env(
             "false" => Value::Boolean(false),
             _ => return Err(wrong()),
         },
+        Kind::TableList => return Err(wrong()),
         Kind::StrList => Value::Array(
             raw.split(',')
                 .map(str::trim)

@@ -2,7 +2,7 @@
 //!
 //! A node needs no configuration file at all: [`Config::default`] is a
 //! standalone node on loopback. A TOML file (sections `[network]`, `[mqtt]`,
-//! `[anti_entropy]`, `[storage]`, `[logging]`, `[cluster]`, plus the top-level `node_id`
+//! `[anti_entropy]`, `[storage]`, `[logging]`, `[cluster]`, `[security]`, plus the top-level `node_id`
 //! and `description`) overrides the defaults, and `MERKLE_KV_<SECTION>_<KEY>`
 //! environment variables override the file, e.g. `MERKLE_KV_NETWORK_BIND_PORT=8080`,
 //! `MERKLE_KV_NODE_ID=n1` or `MERKLE_KV_ANTI_ENTROPY_PEER_LIST=a:7380,b:7380`.
@@ -18,6 +18,7 @@
 
 mod cluster;
 mod load;
+mod security;
 mod validate;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{ClusterConfig, Consistency, MAX_REPLICATION_FACTOR};
 pub use load::{ENV_PREFIX, RESERVED_ENV_VARS};
+pub use security::{Role, SecurityConfig, UserConfig};
 pub use validate::is_node_id;
 
 /// The whole configuration of one node.
@@ -53,6 +55,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Placement and consistency of the partitioned cluster.
     pub cluster: ClusterConfig,
+    /// Who may use the client port (passwords, users, protected mode).
+    pub security: SecurityConfig,
 }
 
 /// `[network]`: listeners and connection limits.
@@ -380,6 +384,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             logging: LoggingConfig::default(),
             cluster: ClusterConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

@@ -41,7 +41,45 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     validate_anti_entropy(c)?;
     validate_storage(c)?;
     validate_cluster(c)?;
+    validate_security(c)?;
     validate_logging(c)
+}
+
+fn validate_security(c: &Config) -> Result<(), ConfigError> {
+    let s = &c.security;
+    let mut names = BTreeSet::new();
+    for (i, user) in s.users.iter().enumerate() {
+        let key = format!("security.users[{i}]");
+        check(
+            !user.name.is_empty() && user.name.bytes().all(|b| b.is_ascii_graphic()),
+            &format!("{key}.name"),
+            || {
+                format!(
+                    "{:?} is not a user name (printable ASCII, no spaces)",
+                    user.name
+                )
+            },
+        )?;
+        check(
+            names.insert(user.name.as_str()),
+            &format!("{key}.name"),
+            || format!("user {:?} is configured twice", user.name),
+        )?;
+        check(
+            user.name != "default" || s.password.is_empty(),
+            &format!("{key}.name"),
+            || "security.password already sets the default user's password".to_owned(),
+        )?;
+        check(
+            user.password_sha256.len() == 64
+                && user.password_sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+            &format!("{key}.password_sha256"),
+            || {
+                "must be the SHA-256 of the password as 64 hex digits (printf %s 'password' | sha256sum)".to_owned()
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn validate_cluster(c: &Config) -> Result<(), ConfigError> {

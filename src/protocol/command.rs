@@ -274,15 +274,22 @@ pub enum Command<'a> {
     /// `QUIT`
     Quit,
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches the
-    /// connection between RESP2 and RESP3.
+    /// connection between RESP2 and RESP3, authenticating first with `AUTH`.
     Hello {
         /// Requested protocol version (`None`: keep the current one).
         protover: Option<&'a [u8]>,
+        /// `AUTH user pass` arguments.
+        auth: Option<(&'a [u8], &'a [u8])>,
         /// `SETNAME` argument.
         name: Option<&'a [u8]>,
     },
-    /// `AUTH …` (no passwords exist: answered with Redis' error).
-    Auth,
+    /// `AUTH [user] password`
+    Auth {
+        /// The user (`None`: the default user).
+        user: Option<&'a [u8]>,
+        /// The password.
+        password: &'a [u8],
+    },
     /// `MULTI`: start queuing commands.
     Multi,
     /// `EXEC`: run the queued commands.

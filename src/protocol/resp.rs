@@ -387,7 +387,10 @@ mod tests {
         assert_eq!(cmd(&[b"SCAN", b"0", b"MATCH"]), Err("syntax error".into()));
         assert_eq!(
             cmd(&[b"HELLO", b"3", b"AUTH", b"u", b"p", b"SETNAME", b"n"]),
-            Ok("Hello { protover: Some([51]), name: Some([110]) }".into())
+            Ok(
+                "Hello { protover: Some([51]), auth: Some(([117], [112])), name: Some([110]) }"
+                    .into()
+            )
         );
         assert_eq!(cmd(&[b"HELLO", b"3", b"AUTH"]), Err("syntax error".into()));
         assert_eq!(cmd(&[b"MULTI"]), Ok("Multi".into()));

@@ -58,11 +58,15 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let sizes = Sizes::of(&ctx);
     let partitioned = ctx.cluster.is_some();
+    let identity = ctx.auth.initial_identity();
     let mut conn = Conn {
         stream,
         ctx,
         client,
-        session: Session::default(),
+        session: Session {
+            identity,
+            ..Session::default()
+        },
         partitioned,
         refused: false,
     };

@@ -37,6 +37,8 @@ pub struct ServerContext {
     pub limits: Limits,
     /// Plug-in subsystems.
     pub hooks: Hooks,
+    /// Client credentials and protected mode (`[security]`).
+    pub auth: super::auth::Authenticator,
     /// The partitioned cluster; `None` for a full replica (keyed commands
     /// then run on the local store, as always).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,

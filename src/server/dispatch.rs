@@ -2,6 +2,7 @@
 //! and counts it; one line per command.
 
 use super::action::Action;
+use super::auth;
 use super::clients::ClientInfo;
 use super::commands::{
     admin, breadth, client as conn, command_table, expiry, keyspace, routed, strings, transaction,
@@ -39,6 +40,9 @@ pub fn execute<'a>(
     out: &mut ReplyBuf,
 ) -> Action<'a> {
     ctx.stats.count(kind(&cmd));
+    if auth::refuse(&ctx.stats, session.identity.as_ref(), &cmd, out) {
+        return Action::Continue;
+    }
     if ctx.cluster.is_some() && routed::is_routed(&cmd) {
         return Action::Cluster(cmd);
     }
@@ -91,8 +95,14 @@ pub fn execute<'a>(
         Command::Echo(msg) => conn::echo(out, msg),
         Command::Quit => return conn::quit(out),
         Command::Select(db) => return conn::select(ctx, out, db),
-        Command::Hello { protover, name } => return conn::hello(ctx, client, out, protover, name),
-        Command::Auth => return conn::auth(ctx, out),
+        Command::Hello {
+            protover,
+            auth,
+            name,
+        } => return conn::hello(ctx, client, session, out, protover, auth, name),
+        Command::Auth { user, password } => {
+            return conn::auth(ctx, client, session, out, user, password)
+        }
         Command::ClientList => conn::list(ctx, out),
         Command::ClientSetName(name) => return conn::set_name(ctx, client, out, name),
         Command::ClientGetName => conn::get_name(client, out),

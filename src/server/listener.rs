@@ -1,5 +1,5 @@
-//! Accepts client connections, enforcing `max_connections`, and drains them
-//! on shutdown.
+//! Accepts client connections, enforcing `max_connections` and protected
+//! mode, and drains them on shutdown.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,12 +16,29 @@ use super::context::ServerContext;
 pub struct ClientListener {
     listener: TcpListener,
     ctx: Arc<ServerContext>,
+    /// It listens on an address other than loopback (protected mode then
+    /// applies to clients from other hosts).
+    beyond_loopback: bool,
 }
+
+/// What a remote client reads when protected mode turns it away.
+const PROTECTED_MODE: &str = "MerkleKV is running in protected mode because it listens beyond \
+    loopback and no password is set, so only loopback clients are accepted. Set \
+    security.password (or security.users), or bind to 127.0.0.1, or set \
+    security.protected_mode = false if every host that can reach this port may read and write \
+    every key";
 
 impl ClientListener {
     /// Wraps a bound listener.
     pub fn new(listener: TcpListener, ctx: Arc<ServerContext>) -> Self {
-        Self { listener, ctx }
+        let beyond_loopback = listener
+            .local_addr()
+            .map_or(true, |a| !a.ip().is_loopback());
+        Self {
+            listener,
+            ctx,
+            beyond_loopback,
+        }
     }
 
     /// Accepts until shutdown is requested, then waits up to `drain` for open
@@ -46,11 +63,19 @@ impl ClientListener {
                 }
             };
             let stats = &ctx.stats;
+            if !addr.ip().is_loopback() && ctx.auth.refuses_remote(self.beyond_loopback) {
+                stats
+                    .protected_mode_refusals
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(client = %addr, "refused by protected mode: {PROTECTED_MODE}");
+                tasks.spawn(refuse(stream, PROTECTED_MODE));
+                continue;
+            }
             if stats.active_connections.load(Ordering::Relaxed) as usize
                 >= ctx.limits.max_connections
             {
                 stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(refuse_over_limit(stream));
+                tasks.spawn(refuse(stream, "max number of clients reached"));
                 continue;
             }
             stats.total_connections.fetch_add(1, Ordering::Relaxed);
@@ -96,24 +121,30 @@ impl Drop for Registered {
     }
 }
 
-/// How long a connection refused by `max_connections` is given to show
-/// its protocol before it is answered in the text protocol.
+/// How long a refused connection is given to show its protocol before it
+/// is answered in the text protocol.
 const REFUSAL_PROTOCOL_WAIT: Duration = Duration::from_millis(500);
 
-/// Answers a connection over `max_connections` in its own protocol (a
-/// RESP client, whose first byte is `*`, gets Redis' `-ERR`), then closes.
-async fn refuse_over_limit(mut stream: TcpStream) {
+/// Answers a refused connection (over `max_connections`, or turned away by
+/// protected mode) with `why` in its own protocol (a RESP client, whose
+/// first byte is `*`, gets Redis' `-ERR` / `-DENIED`), then closes.
+async fn refuse(mut stream: TcpStream, why: &'static str) {
     let mut first = [0u8; 1];
     let resp = matches!(
         tokio::time::timeout(REFUSAL_PROTOCOL_WAIT, stream.peek(&mut first)).await,
         Ok(Ok(1)) if first[0] == b'*'
     );
-    let reply: &[u8] = if resp {
-        b"-ERR max number of clients reached\r\n"
+    let code = if why == PROTECTED_MODE {
+        "DENIED"
     } else {
-        b"ERROR max number of clients reached\r\n"
+        "ERR"
     };
-    let _ = stream.write_all(reply).await;
+    let reply = if resp {
+        format!("-{code} {why}\r\n")
+    } else {
+        format!("ERROR {why}\r\n")
+    };
+    let _ = stream.write_all(reply.as_bytes()).await;
     let _ = stream.shutdown().await;
     // Read what the client already sent, briefly, so closing does not reset
     // the connection before it read the reply.

@@ -3,6 +3,7 @@
 //! [`crate::hooks`].
 
 pub mod action;
+pub mod auth;
 pub mod clients;
 pub mod commands;
 pub mod connection;

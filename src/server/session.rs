@@ -12,4 +12,6 @@ pub struct Session {
     /// `CONSISTENCY` chosen on this connection (`None`: the configured
     /// `cluster.write_consistency` / `read_consistency`).
     pub consistency: Option<crate::config::Consistency>,
+    /// Who the connection is (`None`: not authenticated yet).
+    pub identity: Option<super::auth::Identity>,
 }

@@ -30,6 +30,10 @@ pub struct Stats {
     pub bulk_commands: StripedCounter,
     /// Replies that were errors.
     pub error_replies: StripedCounter,
+    /// `AUTH` / `HELLO … AUTH` attempts with a wrong user or password.
+    pub auth_failures: AtomicU64,
+    /// Remote clients turned away by protected mode.
+    pub protected_mode_refusals: AtomicU64,
     /// The last on-demand `SYNC` round (INFO shows it).
     pub last_sync: parking_lot::Mutex<Option<LastSync>>,
 }

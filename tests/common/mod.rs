@@ -62,6 +62,20 @@ fn listen_port_range() -> Option<(u16, u16)> {
     (ephemeral_start > LOW + 1_000).then_some((LOW, ephemeral_start))
 }
 
+/// The body of an HTTP/1.0 GET of `path` on 127.0.0.1:`port` (empty when
+/// nothing answers).
+#[allow(dead_code)]
+pub fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
 /// Options for one node process.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -268,7 +282,11 @@ pub struct Client {
 impl Client {
     /// Connects to 127.0.0.1:`port` (5 s read timeout).
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// A client over an open connection (10 s read timeout).
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");

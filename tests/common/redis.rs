@@ -39,6 +39,12 @@ impl Redis {
     /// Starts one, or `None` (a note; a failure under CI) when redis-server
     /// is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// As [`Redis::start`], with extra command-line options (e.g.
+    /// `--requirepass secret`).
+    pub fn start_with(options: &[&str]) -> Option<Self> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let Some(binary) = std::env::split_paths(&path)
             .chain([PathBuf::from("/usr/bin")])
@@ -56,6 +62,7 @@ impl Redis {
         let child = Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(options)
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server");

@@ -64,5 +64,6 @@ mod defaults;
 mod env;
 mod file;
 mod keys;
+mod security;
 mod seed;
 mod validation;

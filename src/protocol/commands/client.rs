@@ -21,6 +21,20 @@ pub fn text<'a>(r: &TextRequest<'a>) -> Parsed<'a> {
             _ => Err(CommandError::Usage("CLIENT supports: CLIENT LIST")),
         },
         "QUIT" => Ok(Command::Quit),
+        "AUTH" => match r.args().as_slice() {
+            [password] => Ok(Command::Auth {
+                user: None,
+                password: b(password),
+            }),
+            [user, password] => Ok(Command::Auth {
+                user: Some(b(user)),
+                password: b(password),
+            }),
+            [] => Err(CommandError::MissingArguments("AUTH")),
+            _ => Err(CommandError::Usage(
+                "AUTH command usage: AUTH [user] password",
+            )),
+        },
         "CONSISTENCY" => match r.args().as_slice() {
             [] => Ok(Command::Consistency(None)),
             [level] => Ok(Command::Consistency(Some(b(level)))),
@@ -55,7 +69,18 @@ pub fn resp<'a>(r: &mut RespRequest<'a>) -> Parsed<'a> {
         b"SELECT" => r.arity(n == 1).map(|_| Command::Select(a[0])),
         b"QUIT" => Ok(Command::Quit),
         b"HELLO" => hello(a),
-        b"AUTH" => r.arity(n >= 1).map(|_| Command::Auth),
+        b"AUTH" => match a.as_slice() {
+            [] => Err(CommandError::WrongArity("auth".into())),
+            [password] => Ok(Command::Auth {
+                user: None,
+                password,
+            }),
+            [user, password] => Ok(Command::Auth {
+                user: Some(user),
+                password,
+            }),
+            _ => Err(CommandError::Syntax),
+        },
         b"CONSISTENCY" => r
             .arity(n <= 1)
             .map(|_| Command::Consistency(a.first().copied())),
@@ -68,12 +93,14 @@ fn hello<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
     let Some((&protover, mut rest)) = args.split_first() else {
         return Ok(Command::Hello {
             protover: None,
+            auth: None,
             name: None,
         });
     };
-    let mut name = None;
+    let (mut name, mut auth) = (None, None);
     while let Some((opt, tail)) = rest.split_first() {
         if opt.eq_ignore_ascii_case(b"AUTH") && tail.len() >= 2 {
+            auth = Some((tail[0], tail[1]));
             rest = &tail[2..];
         } else if opt.eq_ignore_ascii_case(b"SETNAME") && !tail.is_empty() {
             name = Some(tail[0]);
@@ -84,6 +111,7 @@ fn hello<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
     }
     Ok(Command::Hello {
         protover: Some(protover),
+        auth,
         name,
     })
 }

@@ -1,7 +1,10 @@
 //! PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT … and CONSISTENCY: the
 //! connection itself.
 
+use std::sync::atomic::Ordering;
+
 use super::super::action::Action;
+use super::super::auth::DEFAULT_USER;
 use super::super::clients::ClientInfo;
 use super::super::context::ServerContext;
 use super::super::replies::error;
@@ -44,13 +47,59 @@ pub fn select(ctx: &ServerContext, out: &mut ReplyBuf, db: &[u8]) -> Action<'sta
 }
 
 /// `AUTH …`: no passwords exist, answered with Redis' error.
-pub fn auth(ctx: &ServerContext, out: &mut ReplyBuf) -> Action<'static> {
-    error(
-        ctx,
-        out,
-        "AUTH <password> called without any password configured for the default user. \
-         Are you sure your configuration is correct?",
-    )
+pub fn auth(
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    user: Option<&[u8]>,
+    password: &[u8],
+) -> Action<'static> {
+    if !ctx.auth.required() {
+        return error(
+            ctx,
+            out,
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        );
+    }
+    if log_in(ctx, client, session, out, user, password) {
+        out.ok();
+    }
+    Action::Continue
+}
+
+/// Checks `user`/`password` and makes the connection that user; on a
+/// wrong pair answers Redis' `-WRONGPASS`, counts and logs it (without
+/// the password) and returns `false`.
+fn log_in(
+    ctx: &ServerContext,
+    client: &ClientInfo,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    user: Option<&[u8]>,
+    password: &[u8],
+) -> bool {
+    match ctx.auth.verify(user, password) {
+        Some(identity) => {
+            session.identity = Some(identity);
+            true
+        }
+        None => {
+            ctx.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.error_replies.incr();
+            tracing::warn!(
+                client = %client.addr,
+                user = %String::from_utf8_lossy(user.unwrap_or(DEFAULT_USER.as_bytes())),
+                "AUTH failed: wrong user name or password"
+            );
+            out.error_with_code(
+                "WRONGPASS",
+                "invalid username-password pair or user is disabled.",
+            );
+            false
+        }
+    }
 }
 
 /// `CLIENT LIST`
@@ -102,8 +151,10 @@ pub fn id(client: &ClientInfo, out: &mut ReplyBuf) {
 pub fn hello(
     ctx: &ServerContext,
     client: &ClientInfo,
+    session: &mut Session,
     out: &mut ReplyBuf,
     protover: Option<&[u8]>,
+    auth: Option<(&[u8], &[u8])>,
     name: Option<&[u8]>,
 ) -> Action<'static> {
     let resp3 = match protover {
@@ -123,6 +174,21 @@ pub fn hello(
             )
         }
     };
+    if let Some((user, password)) = auth {
+        if ctx.auth.required() && !log_in(ctx, client, session, out, Some(user), password) {
+            return Action::Continue;
+        }
+    }
+    if session.identity.is_none() {
+        ctx.stats.error_replies.incr();
+        out.error_with_code(
+            "NOAUTH",
+            "HELLO must be called with the client already authenticated, otherwise the HELLO \
+             AUTH <user> <pass> option can be used to authenticate the client and select the \
+             RESP protocol version at the same time",
+        );
+        return Action::Continue;
+    }
     if let Some(name) = name {
         if !valid_client_name(name) {
             return error(ctx, out, BAD_CLIENT_NAME);
