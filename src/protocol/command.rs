@@ -278,8 +278,9 @@ pub enum Command<'a> {
     Hello {
         /// Requested protocol version (`None`: keep the current one).
         protover: Option<&'a [u8]>,
-        /// `AUTH user pass` arguments.
-        auth: Option<(&'a [u8], &'a [u8])>,
+        /// `AUTH user pass` arguments (boxed: they would make every
+        /// command larger, and a command is moved on every request).
+        auth: Option<Box<(&'a [u8], &'a [u8])>>,
         /// `SETNAME` argument.
         name: Option<&'a [u8]>,
     },
@@ -370,4 +371,20 @@ pub enum CommandError {
     /// RESP: a `SCAN` cursor that is not an unsigned integer (Redis wording).
     #[error("invalid cursor")]
     InvalidCursor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_stays_small() {
+        // Moved by value on every request: larger arguments go in a box
+        // (`SetWith`, `Hello`'s `AUTH`).
+        assert!(
+            std::mem::size_of::<Command<'_>>() <= 48,
+            "{}",
+            std::mem::size_of::<Command<'_>>()
+        );
+    }
 }

@@ -182,23 +182,9 @@ fn permits(identity: &Identity, access: Access) -> bool {
 
 /// Answers and counts a command the connection may not run; `true` when
 /// it was refused. `identity` is the connection's (`None`: not
-/// authenticated yet). An admin — every connection when no password is
-/// configured — passes at the cost of one comparison.
-#[inline]
+/// authenticated yet). The caller skips it for an admin (every connection
+/// when no password is configured): `Session::is_admin`.
 pub fn refuse(
-    stats: &Stats,
-    identity: Option<&Identity>,
-    cmd: &Command<'_>,
-    out: &mut ReplyBuf,
-) -> bool {
-    if identity.is_some_and(|i| i.role == Role::Admin) {
-        return false;
-    }
-    refuse_by_role(stats, identity, cmd, out)
-}
-
-/// [`refuse`] for a connection that is not an admin.
-fn refuse_by_role(
     stats: &Stats,
     identity: Option<&Identity>,
     cmd: &Command<'_>,

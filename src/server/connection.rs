@@ -58,15 +58,12 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let sizes = Sizes::of(&ctx);
     let partitioned = ctx.cluster.is_some();
-    let identity = ctx.auth.initial_identity();
+    let session = Session::new(ctx.auth.initial_identity());
     let mut conn = Conn {
         stream,
         ctx,
         client,
-        session: Session {
-            identity,
-            ..Session::default()
-        },
+        session,
         partitioned,
         refused: false,
     };

@@ -40,7 +40,7 @@ pub fn execute<'a>(
     out: &mut ReplyBuf,
 ) -> Action<'a> {
     ctx.stats.count(kind(&cmd));
-    if auth::refuse(&ctx.stats, session.identity.as_ref(), &cmd, out) {
+    if !session.is_admin() && auth::refuse(&ctx.stats, session.identity(), &cmd, out) {
         return Action::Continue;
     }
     if ctx.cluster.is_some() && routed::is_routed(&cmd) {

@@ -6,6 +6,7 @@ use super::{key_hash, Entry, EntryView, Slot, Store, Version};
 impl Store {
     /// Calls `f` with the live value of `key` (or `None`) under the shard's
     /// read lock, without copying the value.
+    #[inline]
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         let loc = self.locate(key);
         let shard = self.shards[loc.shard].read();

@@ -100,7 +100,7 @@ fn hello<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, CommandError> {
     let (mut name, mut auth) = (None, None);
     while let Some((opt, tail)) = rest.split_first() {
         if opt.eq_ignore_ascii_case(b"AUTH") && tail.len() >= 2 {
-            auth = Some((tail[0], tail[1]));
+            auth = Some(Box::new((tail[0], tail[1])));
             rest = &tail[2..];
         } else if opt.eq_ignore_ascii_case(b"SETNAME") && !tail.is_empty() {
             name = Some(tail[0]);

@@ -82,7 +82,7 @@ fn log_in(
 ) -> bool {
     match ctx.auth.verify(user, password) {
         Some(identity) => {
-            session.identity = Some(identity);
+            session.set_identity(identity);
             true
         }
         None => {
@@ -154,7 +154,7 @@ pub fn hello(
     session: &mut Session,
     out: &mut ReplyBuf,
     protover: Option<&[u8]>,
-    auth: Option<(&[u8], &[u8])>,
+    auth: Option<Box<(&[u8], &[u8])>>,
     name: Option<&[u8]>,
 ) -> Action<'static> {
     let resp3 = match protover {
@@ -174,12 +174,12 @@ pub fn hello(
             )
         }
     };
-    if let Some((user, password)) = auth {
+    if let Some((user, password)) = auth.map(|a| *a) {
         if ctx.auth.required() && !log_in(ctx, client, session, out, Some(user), password) {
             return Action::Continue;
         }
     }
-    if session.identity.is_none() {
+    if session.identity().is_none() {
         ctx.stats.error_replies.incr();
         out.error_with_code(
             "NOAUTH",
