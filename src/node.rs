@@ -252,6 +252,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         limits: Limits {
             max_line_bytes: network.max_line_bytes,
             max_connections: network.max_connections,
+            max_connections_per_ip: network.max_connections_per_ip,
             idle_timeout: (network.idle_timeout_seconds > 0)
                 .then(|| Duration::from_secs(network.idle_timeout_seconds)),
             max_client_memory_bytes: usize::try_from(

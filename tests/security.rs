@@ -297,3 +297,25 @@ fn protected_mode_turns_remote_clients_away_without_a_password() {
     let off = NodeProcess::start(wide().env("MERKLE_KV_SECURITY_PROTECTED_MODE", "false"));
     assert_eq!(ping_from(ip, off.port), "+PONG\r\n");
 }
+
+#[test]
+fn one_address_may_hold_only_so_many_connections() {
+    let node = NodeProcess::start(
+        NodeSpec::new("per-ip").env("MERKLE_KV_NETWORK_MAX_CONNECTIONS_PER_IP", 2),
+    );
+    let mut first = Client::connect(node.port);
+    let mut second = Client::connect(node.port);
+    assert_eq!(reply(&mut first, &["PING"], 7), "+PONG\r\n");
+    assert_eq!(reply(&mut second, &["PING"], 7), "+PONG\r\n");
+    let mut third = Client::connect(node.port);
+    let refused = "-ERR max number of clients from this address reached\r\n";
+    assert_eq!(reply(&mut third, &["PING"], refused.len()), refused);
+    // Once one leaves, another may come.
+    drop(first);
+    let admitted = common::wait_until(std::time::Duration::from_secs(5), || {
+        let mut c = Client::connect(node.port);
+        c.send(b"PING\r\n");
+        c.line() == "PONG\r\n"
+    });
+    assert!(admitted, "a connection slot never came back");
+}

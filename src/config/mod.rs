@@ -75,6 +75,9 @@ pub struct NetworkConfig {
     pub advertise_address: String,
     /// Maximum simultaneous client connections (default 10000).
     pub max_connections: usize,
+    /// Maximum simultaneous client connections from one IP address
+    /// (default 0 = no cap).
+    pub max_connections_per_ip: usize,
     /// Cap on one client request line in bytes (default 1 MiB, minimum 1024).
     pub max_line_bytes: usize,
     /// MiB all clients together may hold in unfinished requests and unsent
@@ -404,6 +407,7 @@ impl Default for NetworkConfig {
             metrics_port: 9379,
             advertise_address: String::new(),
             max_connections: 10_000,
+            max_connections_per_ip: 0,
             max_line_bytes: 1 << 20,
             max_client_memory_mb: 1024,
             idle_timeout_seconds: 0,

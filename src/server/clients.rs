@@ -2,8 +2,8 @@
 //! hold in unfinished requests and unsent replies
 //! (`network.max_client_memory_mb`, Redis' `maxmemory-clients`).
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -81,6 +81,8 @@ pub struct ClientRegistry {
     evicted: AtomicU64,
     /// A release of freed memory to the OS is scheduled.
     release_scheduled: Arc<AtomicBool>,
+    /// Open connections per client IP address.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// A client that held more than this when it left makes the process give
@@ -105,12 +107,26 @@ impl ClientRegistry {
             abort: OnceLock::new(),
         });
         self.clients.lock().insert(id, info.clone());
+        *self.per_ip.lock().entry(addr.ip()).or_default() += 1;
         info
+    }
+
+    /// Open connections from `ip`.
+    pub fn connections_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.lock().get(&ip).copied().unwrap_or(0)
     }
 
     /// Removes a closed connection (and what it held).
     pub fn unregister(&self, id: u64) {
         if let Some(client) = self.clients.lock().remove(&id) {
+            let mut per_ip = self.per_ip.lock();
+            if let Some(count) = per_ip.get_mut(&client.addr.ip()) {
+                *count -= 1;
+                if *count == 0 {
+                    per_ip.remove(&client.addr.ip());
+                }
+            }
+            drop(per_ip);
             let held = client.held.swap(0, Ordering::Relaxed);
             self.held_total.fetch_sub(held, Ordering::Relaxed);
             if held > RELEASE_AFTER_BYTES {

@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// Most simultaneous client connections.
     pub max_connections: usize,
+    /// Most simultaneous client connections from one IP address (0 = no
+    /// cap).
+    pub max_connections_per_ip: usize,
     /// Close connections idle this long (`None` = never).
     pub idle_timeout: Option<Duration>,
     /// Most bytes all clients together may hold in unfinished requests

@@ -78,6 +78,16 @@ impl ClientListener {
                 tasks.spawn(refuse(stream, "max number of clients reached"));
                 continue;
             }
+            let per_ip = ctx.limits.max_connections_per_ip;
+            if per_ip > 0 && ctx.clients.connections_from(addr.ip()) >= per_ip {
+                stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(client = %addr, "refused: network.max_connections_per_ip reached");
+                tasks.spawn(refuse(
+                    stream,
+                    "max number of clients from this address reached",
+                ));
+                continue;
+            }
             stats.total_connections.fetch_add(1, Ordering::Relaxed);
             stats.active_connections.fetch_add(1, Ordering::Relaxed);
             let client = ctx.clients.register(addr);
