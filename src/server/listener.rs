@@ -63,7 +63,11 @@ impl ClientListener {
                 }
             };
             let stats = &ctx.stats;
-            if !addr.ip().is_loopback() && ctx.auth.refuses_remote(self.beyond_loopback) {
+            // `to_canonical`: on a dual-stack `::` listener a local IPv4
+            // client arrives as ::ffff:127.0.0.1.
+            if !addr.ip().to_canonical().is_loopback()
+                && ctx.auth.refuses_remote(self.beyond_loopback)
+            {
                 stats
                     .protected_mode_refusals
                     .fetch_add(1, Ordering::Relaxed);

@@ -421,3 +421,22 @@ fn incrbyfloat_keeps_the_deadline_and_refuses_non_numbers() {
         assert_eq!(s.get(b"g").as_deref(), Some(value), "left as it was");
     }
 }
+
+#[test]
+fn incrbyfloat_never_stores_more_than_a_client_may_send() {
+    let s = Store::new(StoreOptions {
+        node_id: "a".into(),
+        max_value_bytes: 1024,
+        ..StoreOptions::default()
+    })
+    .expect("store");
+    let huge = WriteOp::IncrementFloat {
+        key: b"f",
+        delta: b"1e4000",
+    };
+    assert_eq!(
+        s.apply_local(huge).map(|(r, _)| r),
+        Err(StoreError::ValueTooLarge { limit: 1024 })
+    );
+    assert_eq!(s.get(b"f"), None);
+}

@@ -354,6 +354,13 @@ fn apply_recording(
                     .add(by)
                     .and_then(LongDouble::to_redis_text)
                     .ok_or(StoreError::NotFinite)?;
+                // A huge sum is thousands of digits: never more than a
+                // client may send (replicas would refuse it).
+                if !store.entry_rule.fits(text.len()) {
+                    return Err(StoreError::ValueTooLarge {
+                        limit: store.entry_rule.max_value_bytes,
+                    });
+                }
                 value = Box::from(text.as_bytes());
                 Ok(Some(text.into_bytes().into_boxed_slice()))
             })?);
