@@ -72,6 +72,12 @@ impl Collector for CoreCollector {
         )?;
         counter(
             &mut enc,
+            "clients_closed_stalled",
+            "Clients closed because their replies made no progress for network.reply_timeout_seconds",
+            g(&s.stalled_clients_closed),
+        )?;
+        counter(
+            &mut enc,
             "protected_mode_refusals",
             "Remote clients refused by protected mode (no password set, listening beyond loopback)",
             g(&s.protected_mode_refusals),

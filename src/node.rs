@@ -255,6 +255,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             max_connections_per_ip: network.max_connections_per_ip,
             idle_timeout: (network.idle_timeout_seconds > 0)
                 .then(|| Duration::from_secs(network.idle_timeout_seconds)),
+            reply_timeout: (network.reply_timeout_seconds > 0)
+                .then(|| Duration::from_secs(network.reply_timeout_seconds)),
             max_client_memory_bytes: usize::try_from(
                 network.max_client_memory_mb.saturating_mul(1 << 20),
             )

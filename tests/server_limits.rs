@@ -620,3 +620,51 @@ fn hostile_clients_stay_under_the_client_memory_cap_and_memory_comes_back() {
         c.info_field("client_memory_bytes")
     );
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_closed_and_memory_stays_bounded() {
+    let mut node = NodeProcess::start(
+        NodeSpec::new("stall").env("MERKLE_KV_NETWORK_REPLY_TIMEOUT_SECONDS", 1),
+    );
+    let mut setup = node.client();
+    assert_eq!(
+        setup.cmd(&format!("SET big {}", "x".repeat(1000))),
+        "OK\r\n"
+    );
+    let before = peak_rss(&node);
+    // Up to 1M pipelined GETs of a 1 KB value, never reading a reply.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", node.port)).expect("connect");
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("timeout");
+    let batch = "GET big\r\n".repeat(10_000);
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    let mut closed = false;
+    while sent < 1_000_000 && started.elapsed() < std::time::Duration::from_secs(20) {
+        match (&stream).write_all(batch.as_bytes()) {
+            Ok(()) => sent += 10_000,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "the node kept a client that never read ({sent} GETs sent)"
+    );
+    assert!(sent < 1_000_000, "TCP should have held the client back");
+    let grown = peak_rss(&node).saturating_sub(before);
+    assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+    let logged = common::wait_until(std::time::Duration::from_secs(5), || {
+        node.output
+            .try_iter()
+            .any(|l| l.contains("took none of its replies"))
+    });
+    assert!(logged, "no log line for the closed client");
+    assert_serving(&mut node);
+}

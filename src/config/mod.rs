@@ -87,6 +87,9 @@ pub struct NetworkConfig {
     /// Close client connections idle this long; 0 (default) never closes them.
     /// Otherwise at least 60.
     pub idle_timeout_seconds: u64,
+    /// Close a client that has not taken any of its pending replies for
+    /// this long (it stopped reading); default 60, 0 = never.
+    pub reply_timeout_seconds: u64,
     /// Seed key, accepted for compatibility; has no effect (default 30).
     pub connection_timeout: u64,
     /// Threads that serve client connections, gRPC and replication (the
@@ -411,6 +414,7 @@ impl Default for NetworkConfig {
             max_line_bytes: 1 << 20,
             max_client_memory_mb: 1024,
             idle_timeout_seconds: 0,
+            reply_timeout_seconds: 60,
             connection_timeout: 30,
             worker_threads: 0,
             idle_poll_us: DEFAULT_IDLE_POLL_US,

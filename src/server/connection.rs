@@ -383,10 +383,55 @@ impl Conn {
             }
         }
         if !out.is_empty() {
-            self.stream.write_all(out.as_bytes()).await?;
+            let stalled = self.send(out.as_bytes()).await?;
             out.clear();
+            if stalled {
+                return Ok(true);
+            }
         }
         Ok(close)
+    }
+
+    /// Writes `bytes`; `true` when the client took none of them for
+    /// `limits.reply_timeout` (it stopped reading): counted, logged, and the
+    /// connection is to close. A timer is armed only once a write would
+    /// block, so replies that fit the socket buffer cost none.
+    async fn send(&mut self, bytes: &[u8]) -> Result<bool, ConnectionError> {
+        let Some(limit) = self.ctx.limits.reply_timeout else {
+            self.stream.write_all(bytes).await?;
+            return Ok(false);
+        };
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = match self.stream.try_write(rest) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match tokio::time::timeout(limit, self.stream.write(rest)).await {
+                        Ok(written) => written?,
+                        Err(_) => {
+                            self.ctx
+                                .stats
+                                .stalled_clients_closed
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::warn!(
+                                client = %self.client.addr,
+                                pending_bytes = rest.len(),
+                                "closing a client that took none of its replies for {} s \
+                                 (network.reply_timeout_seconds)",
+                                limit.as_secs()
+                            );
+                            return Ok(true);
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            rest = &rest[n..];
+        }
+        Ok(false)
     }
 }
 

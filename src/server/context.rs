@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Close connections idle this long (`None` = never).
     pub idle_timeout: Option<Duration>,
+    /// Close a client whose replies made no progress this long (`None` =
+    /// never).
+    pub reply_timeout: Option<Duration>,
     /// Most bytes all clients together may hold in unfinished requests
     /// and unsent replies (0 = no cap).
     pub max_client_memory_bytes: usize,

@@ -32,6 +32,8 @@ pub struct Stats {
     pub error_replies: StripedCounter,
     /// `AUTH` / `HELLO … AUTH` attempts with a wrong user or password.
     pub auth_failures: AtomicU64,
+    /// Clients closed because they stopped taking their replies.
+    pub stalled_clients_closed: AtomicU64,
     /// Remote clients turned away by protected mode.
     pub protected_mode_refusals: AtomicU64,
     /// The last on-demand `SYNC` round (INFO shows it).

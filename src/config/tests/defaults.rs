@@ -134,7 +134,7 @@ fn schema_lists_every_key_including_optional_ones() {
     ] {
         assert!(s.keys.contains_key(key), "{key} missing");
     }
-    assert_eq!(s.keys.len(), 2 + 13 + 11 + 11 + 10 + 3 + 9 + 3);
+    assert_eq!(s.keys.len(), 2 + 14 + 11 + 11 + 10 + 3 + 9 + 3);
     // Every key (and the alias) has its own environment variable name.
     assert_eq!(s.env_names.len(), s.keys.len() + 1);
     assert_eq!(
