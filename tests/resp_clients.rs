@@ -25,16 +25,8 @@ fn available(what: &str, found: bool) -> bool {
 }
 
 /// Finds an executable on PATH (or in /usr/bin).
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 fn redis_cli() -> Option<PathBuf> {
-    let found = which("redis-cli");
+    let found = common::which("redis-cli");
     available("redis-cli (Debian package redis-tools)", found.is_some()).then_some(found?)
 }
 
@@ -393,7 +385,7 @@ fn redis_cli_pipe_mass_insert() {
 #[test]
 fn redis_cli_interactive_ping_on_a_terminal() {
     let Some(cli) = redis_cli() else { return };
-    let Some(script) = which("script") else {
+    let Some(script) = common::which("script") else {
         available("script (util-linux) for a pseudo-terminal", false);
         return;
     };
@@ -495,7 +487,7 @@ fn redis_py_scripted_sessions() {
 
 #[test]
 fn redis_benchmark_quick_run() {
-    let found = which("redis-benchmark");
+    let found = common::which("redis-benchmark");
     if !available(
         "redis-benchmark (Debian package redis-tools)",
         found.is_some(),
@@ -549,7 +541,7 @@ fn merklekv_bench_against_our_node() {
 
 #[test]
 fn merklekv_bench_against_redis_server() {
-    let Some(server) = which("redis-server") else {
+    let Some(server) = common::which("redis-server") else {
         available("redis-server (Debian package redis-server)", false);
         return;
     };

@@ -164,17 +164,9 @@ fn roles_decide_what_a_user_may_run() {
     assert_eq!(text.cmd("SET k 1"), "OK\r\n");
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// A tool the test needs: its path, or `None` (a failure under CI).
 fn required(tool: &str) -> Option<PathBuf> {
-    let found = which(tool);
+    let found = common::which(tool);
     assert!(
         found.is_some() || std::env::var_os("CI").is_none(),
         "{tool} is required in CI but was not found"

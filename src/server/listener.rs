@@ -72,14 +72,14 @@ impl ClientListener {
                     .protected_mode_refusals
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(client = %addr, "refused by protected mode: {PROTECTED_MODE}");
-                tasks.spawn(refuse(stream, PROTECTED_MODE));
+                tasks.spawn(refuse(stream, "DENIED", PROTECTED_MODE));
                 continue;
             }
             if stats.active_connections.load(Ordering::Relaxed) as usize
                 >= ctx.limits.max_connections
             {
                 stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(refuse(stream, "max number of clients reached"));
+                tasks.spawn(refuse(stream, "ERR", "max number of clients reached"));
                 continue;
             }
             let per_ip = ctx.limits.max_connections_per_ip;
@@ -88,6 +88,7 @@ impl ClientListener {
                 tracing::debug!(client = %addr, "refused: network.max_connections_per_ip reached");
                 tasks.spawn(refuse(
                     stream,
+                    "ERR",
                     "max number of clients from this address reached",
                 ));
                 continue;
@@ -141,18 +142,14 @@ const REFUSAL_PROTOCOL_WAIT: Duration = Duration::from_millis(500);
 
 /// Answers a refused connection (over `max_connections`, or turned away by
 /// protected mode) with `why` in its own protocol (a RESP client, whose
-/// first byte is `*`, gets Redis' `-ERR` / `-DENIED`), then closes.
-async fn refuse(mut stream: TcpStream, why: &'static str) {
+/// first byte is `*`, gets `-<code> why`, as Redis' `-ERR` / `-DENIED`),
+/// then closes.
+async fn refuse(mut stream: TcpStream, code: &'static str, why: &'static str) {
     let mut first = [0u8; 1];
     let resp = matches!(
         tokio::time::timeout(REFUSAL_PROTOCOL_WAIT, stream.peek(&mut first)).await,
         Ok(Ok(1)) if first[0] == b'*'
     );
-    let code = if why == PROTECTED_MODE {
-        "DENIED"
-    } else {
-        "ERR"
-    };
     let reply = if resp {
         format!("-{code} {why}\r\n")
     } else {

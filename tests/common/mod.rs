@@ -76,6 +76,16 @@ pub fn http_get(port: u16, path: &str) -> String {
     body
 }
 
+/// The path of the program `name` on PATH (or in /usr/bin).
+#[allow(dead_code)]
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Options for one node process.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
